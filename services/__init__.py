@@ -1,0 +1,1 @@
+"""BabelStack's processes: the gateway, the model services and the launcher."""

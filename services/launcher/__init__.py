@@ -1,0 +1,1 @@
+"""The embedded launcher: ``babelstack up`` runs Redis, the services and the gateway."""

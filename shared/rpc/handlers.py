@@ -1,0 +1,66 @@
+"""Handler registry: which coroutine serves which typed method."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from shared.messages.base import Message, Method, Req, Resp
+
+
+@dataclass(frozen=True, slots=True)
+class RequestContext:
+    """What a handler may know about the request it serves."""
+
+    request_id: str
+    deadline: float
+    worker: str
+    deliveries: int
+
+    def remaining_s(self) -> float:
+        return self.deadline - time.time()
+
+
+UnaryHandler = Callable[[Any, RequestContext], Awaitable[Message]]
+StreamHandler = Callable[[Any, RequestContext], AsyncIterator[Message]]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    method: Method[Any, Any]
+    unary: UnaryHandler | None = None
+    stream: StreamHandler | None = None
+
+
+class HandlerRegistry:
+    """Maps ``service.method`` kinds to handlers of one service."""
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+        self._routes: dict[str, Route] = {}
+
+    def _check(self, method: Method[Any, Any]) -> None:
+        if method.service != self.service:
+            raise ValueError(f"{method.kind} does not belong to service {self.service!r}")
+        if method.kind in self._routes:
+            raise ValueError(f"{method.kind} is registered twice")
+
+    def add_unary(
+        self, method: Method[Req, Resp], handler: Callable[[Req, RequestContext], Awaitable[Resp]]
+    ) -> None:
+        self._check(method)
+        self._routes[method.kind] = Route(method=method, unary=handler)
+
+    def add_stream(
+        self, method: Method[Req, Resp], handler: Callable[[Req, RequestContext], AsyncIterator[Resp]]
+    ) -> None:
+        self._check(method)
+        self._routes[method.kind] = Route(method=method, stream=handler)
+
+    def lookup(self, kind: str) -> Route | None:
+        return self._routes.get(kind)
+
+    def kinds(self) -> list[str]:
+        return sorted(self._routes)

@@ -1,0 +1,59 @@
+"""Process entry point shared by every service: settings, logging, signals, worker."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Awaitable, Callable, Mapping
+
+from shared.rpc.connection import connect
+from shared.rpc.handlers import HandlerRegistry
+from shared.rpc.keys import Keys
+from shared.rpc.worker import ServiceIdentity, Worker
+from shared.settings import LogSettings, RedisSettings, WorkerSettings, load_settings
+from shared.telemetry import configure_logging, get_logger
+
+
+async def serve_worker(
+    *,
+    identity: ServiceIdentity,
+    registry: HandlerRegistry,
+    warm_up: Callable[[], Awaitable[None]] | None,
+    environ: Mapping[str, str],
+) -> None:
+    """Run one worker until SIGTERM/SIGINT; in-flight work gets the grace period."""
+    redis_settings = RedisSettings.from_env(environ)
+    worker_settings = load_settings(WorkerSettings, environ)
+    redis = connect(redis_settings)
+    worker = Worker(
+        redis=redis,
+        keys=Keys(redis_settings.key_prefix),
+        settings=worker_settings,
+        registry=registry,
+        identity=identity,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await worker.run(stop, warm_up)
+    finally:
+        await redis.aclose()
+
+
+def run_service(
+    identity: ServiceIdentity,
+    build: Callable[[Mapping[str, str]], tuple[HandlerRegistry, Callable[[], Awaitable[None]] | None]],
+    environ: Mapping[str, str],
+) -> None:
+    """Configure logging, build the service's handlers from settings, serve until stopped."""
+    configure_logging(load_settings(LogSettings, environ), service=identity.service)
+    registry, warm_up = build(environ)
+    get_logger(__name__).info("starting worker", service=identity.service, version=identity.version)
+    try:
+        import uvloop
+
+        uvloop.run(serve_worker(identity=identity, registry=registry, warm_up=warm_up, environ=environ))
+    except ImportError:  # pragma: no cover - uvloop is optional
+        asyncio.run(serve_worker(identity=identity, registry=registry, warm_up=warm_up, environ=environ))
