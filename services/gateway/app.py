@@ -1,0 +1,84 @@
+"""The gateway's app factory: every dependency is built here from settings and injected."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from litestar import Litestar
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+
+from shared.rpc.client import RpcClient
+from shared.rpc.connection import connect
+from shared.rpc.keys import Keys
+from shared.settings import RedisSettings
+from services.gateway import __version__
+from services.gateway.caller import ServiceCaller
+from services.gateway.controllers.health import HealthController
+from services.gateway.controllers.languages import LanguageController
+from services.gateway.controllers.services import ServicesController
+from services.gateway.monitor import ServiceMonitor
+from services.gateway.observability import GatewayMetrics, RequestObserver
+from services.gateway.problems import exception_handlers
+from services.gateway.settings import GatewaySettings
+
+
+def _constant(value: Any) -> Provide:
+    def provide() -> Any:
+        return value
+
+    return Provide(provide, use_cache=True, sync_to_thread=False)
+
+
+def create_app(gateway: GatewaySettings, redis_settings: RedisSettings) -> Litestar:
+    keys = Keys(redis_settings.key_prefix)
+    redis = connect(redis_settings)
+    metrics = GatewayMetrics()
+    monitor = ServiceMonitor(redis, keys, gateway, metrics)
+    caller = ServiceCaller(RpcClient(redis, keys), monitor, gateway)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        await monitor.refresh()
+        watcher = asyncio.create_task(monitor.run(), name="service-monitor")
+        try:
+            yield
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+            await redis.aclose()
+
+    dependencies: dict[str, Provide] = {
+        "settings": _constant(gateway),
+        "metrics": _constant(metrics),
+        "monitor": _constant(monitor),
+        "caller": _constant(caller),
+    }
+    app = Litestar(
+        route_handlers=[HealthController, LanguageController, ServicesController],
+        dependencies=dependencies,
+        exception_handlers=exception_handlers(),
+        lifespan=[lifespan],
+        request_max_body_size=gateway.max_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title="BabelStack",
+            version=__version__,
+            description="Multilingual NLP and retrieval-augmented generation behind one REST API.",
+            path="/schema",
+            render_plugins=[SwaggerRenderPlugin()],
+        ),
+        debug=gateway.debug,
+    )
+    app.state.metrics = metrics
+    return app
+
+
+def create_asgi(gateway: GatewaySettings, redis_settings: RedisSettings) -> Callable[..., Any]:
+    """The app as served: Litestar wrapped in request-id/metrics observation."""
+    app = create_app(gateway, redis_settings)
+    return RequestObserver(app, app.state.metrics)

@@ -1,0 +1,35 @@
+"""Calls a service on behalf of an HTTP request: admission, trace context, error mapping."""
+
+from __future__ import annotations
+
+from shared.errors import BabelError, ErrorCode
+from shared.messages.base import Method, Req, Resp
+from shared.messages.envelope import TraceContext
+from shared.rpc.client import RpcClient
+from services.gateway.monitor import ServiceMonitor
+from services.gateway.observability import current_request_id
+from services.gateway.settings import GatewaySettings
+
+
+class ServiceCaller:
+    def __init__(self, rpc: RpcClient, monitor: ServiceMonitor, settings: GatewaySettings) -> None:
+        self._rpc = rpc
+        self._monitor = monitor
+        self._settings = settings
+
+    async def call(self, method: Method[Req, Resp], request: Req) -> Resp:
+        self._monitor.admit(method.service)
+        trace = TraceContext(request_id=current_request_id() or "")
+        try:
+            return await self._rpc.call(
+                method, request, timeout_s=self._settings.request_timeout_s, trace=trace
+            )
+        except BabelError as exc:
+            if exc.code == ErrorCode.DEADLINE_EXCEEDED and not self._monitor.ready(method.service):
+                raise BabelError(
+                    ErrorCode.UNAVAILABLE,
+                    f"service {method.service!r} lost its workers while the request waited",
+                    retryable=True,
+                    retry_after_s=float(self._settings.retry_after_s),
+                ) from exc
+            raise

@@ -1,0 +1,1 @@
+"""One controller module per API area; each only speaks HTTP."""

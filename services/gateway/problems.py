@@ -1,0 +1,143 @@
+"""The one place where errors become HTTP problem-details responses (RFC 9457)."""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+import msgspec
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+
+from shared.errors import BabelError, ErrorCode, ErrorInfo
+from shared.telemetry import get_logger
+from services.gateway.observability import current_request_id
+
+log = get_logger(__name__)
+
+PROBLEM_TYPE_BASE = "https://babelstack.dev/problems/"
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+STATUS_BY_CODE: dict[ErrorCode, int] = {
+    ErrorCode.INVALID_JSON: 400,
+    ErrorCode.INVALID_ARGUMENT: 422,
+    ErrorCode.UNSUPPORTED_VERSION: 400,
+    ErrorCode.NOT_FOUND: 404,
+    ErrorCode.METHOD_NOT_ALLOWED: 405,
+    ErrorCode.CONFLICT: 409,
+    ErrorCode.PAYLOAD_TOO_LARGE: 413,
+    ErrorCode.INTERNAL: 500,
+    ErrorCode.UNKNOWN_METHOD: 501,
+    ErrorCode.DEAD_LETTERED: 502,
+    ErrorCode.OVERLOADED: 503,
+    ErrorCode.UNAVAILABLE: 503,
+    ErrorCode.DEADLINE_EXCEEDED: 504,
+}
+
+CODE_BY_STATUS: dict[int, ErrorCode] = {
+    400: ErrorCode.INVALID_ARGUMENT,
+    404: ErrorCode.NOT_FOUND,
+    405: ErrorCode.METHOD_NOT_ALLOWED,
+    409: ErrorCode.CONFLICT,
+    413: ErrorCode.PAYLOAD_TOO_LARGE,
+    503: ErrorCode.UNAVAILABLE,
+}
+
+
+class FieldProblem(msgspec.Struct, frozen=True):
+    field: str
+    message: str
+
+
+class Problem(msgspec.Struct, frozen=True, omit_defaults=True):
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    retryable: bool = False
+    field: str | None = None
+    errors: list[FieldProblem] | None = None
+    request_id: str | None = None
+
+
+def problem_response(info: ErrorInfo, errors: list[FieldProblem] | None = None) -> Response[Any]:
+    status = STATUS_BY_CODE.get(info.code, 500)
+    headers = {}
+    if info.retry_after_s is not None:
+        headers["Retry-After"] = str(max(1, math.ceil(info.retry_after_s)))
+    body = Problem(
+        type=PROBLEM_TYPE_BASE + info.code.value,
+        title=info.code.value.replace("_", " ").capitalize(),
+        status=status,
+        detail=info.message,
+        code=info.code.value,
+        retryable=info.retryable,
+        field=info.field,
+        errors=errors,
+        request_id=current_request_id(),
+    )
+    return Response(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+
+
+_PATH = re.compile(r"at `\$\.data\.?(?P<path>[^`]*)`")
+_NAMED = re.compile(r"(?:required|unknown) field `(?P<name>[^`]+)`")
+
+
+def _field_of(message: str, cause: BaseException | None) -> str:
+    """The offending field, from msgspec's message and path (``$.data.q[1]`` → ``q[1]``)."""
+    path = ""
+    if cause is not None and (found := _PATH.search(str(cause))):
+        path = found.group("path")
+    if named := _NAMED.search(message):
+        return f"{path}.{named.group('name')}" if path else named.group("name")
+    return path or "body"
+
+
+def _validation_problem(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
+    items = exc.extra if isinstance(exc.extra, list) else []
+    errors = [
+        FieldProblem(field=_field_of(str(item.get("message", "")), exc.__cause__),
+                     message=str(item.get("message", "")))
+        for item in items
+        if isinstance(item, dict)
+    ]
+    if not errors:
+        errors = [FieldProblem(field="body", message=exc.detail)]
+    first = errors[0]
+    info = ErrorInfo(
+        code=ErrorCode.INVALID_ARGUMENT, message=f"{first.field}: {first.message}", field=first.field
+    )
+    return problem_response(info, errors)
+
+
+def _http_problem(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    if exc.status_code == 400 and "malformed" in exc.detail.lower():
+        return problem_response(ErrorInfo(code=ErrorCode.INVALID_JSON, message=exc.detail))
+    code = CODE_BY_STATUS.get(exc.status_code, ErrorCode.INTERNAL)
+    if exc.status_code == 413:
+        message = "request body is larger than the configured limit"
+    elif exc.status_code == 404:
+        message = f"no route for {request.method} {request.url.path}"
+    else:
+        message = exc.detail
+    return problem_response(ErrorInfo(code=code, message=message))
+
+
+def _babel_problem(request: Request[Any, Any, Any], exc: BabelError) -> Response[Any]:
+    return problem_response(exc.info)
+
+
+def _unexpected_problem(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    log.exception("unhandled error", path=request.url.path)
+    return problem_response(BabelError.from_exception(exc).info)
+
+
+def exception_handlers() -> dict[type[Exception], Any]:
+    return {
+        BabelError: _babel_problem,
+        ValidationException: _validation_problem,
+        HTTPException: _http_problem,
+        Exception: _unexpected_problem,
+    }

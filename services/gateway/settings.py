@@ -1,0 +1,25 @@
+"""Settings of the gateway (prefix ``BABEL_GATEWAY_``)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from shared.settings import BaseSettings
+
+
+class GatewaySettings(BaseSettings, frozen=True, kw_only=True):
+    env_prefix: ClassVar[str] = "BABEL_GATEWAY_"
+    host: str = "127.0.0.1"
+    port: int = 8080
+    services: tuple[str, ...] = ("tasks",)
+    """Services that must have a live worker for /readyz to be green."""
+    max_body_bytes: int = 1_048_576
+    request_timeout_s: float = 30.0
+    max_queue_depth: int = 1_000
+    """A service whose request stream holds more entries than this gets 503 + Retry-After."""
+    retry_after_s: int = 2
+    monitor_interval_s: float = 0.5
+    max_batch: int = 128
+    """Texts in one request (``q`` as a list)."""
+    max_text_chars: int = 10_000
+    debug: bool = False

@@ -1,0 +1,87 @@
+"""Read what workers and queues report: heartbeats, queue depth, lag, dead letters."""
+
+from __future__ import annotations
+
+import msgspec
+import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
+
+from shared.messages.system import WorkerInfo
+from shared.rpc.keys import Keys
+
+_worker_decoder = msgspec.msgpack.Decoder(WorkerInfo)
+
+
+class QueueStats(msgspec.Struct, frozen=True, kw_only=True):
+    depth: int
+    """Entries in the request stream: waiting plus in flight (workers delete what they ack)."""
+    pending: int
+    """Delivered to a worker and not yet acknowledged."""
+    lag: int | None
+    """Entries not yet delivered to any worker (None where the server cannot tell)."""
+    dead_letters: int
+
+
+class ServiceHealth(msgspec.Struct, frozen=True, kw_only=True):
+    service: str
+    workers: tuple[WorkerInfo, ...]
+    queue: QueueStats
+
+    @property
+    def ready_workers(self) -> int:
+        return sum(1 for w in self.workers if w.state == "ready")
+
+
+async def read_workers(redis: aioredis.Redis, keys: Keys, service: str) -> tuple[WorkerInfo, ...]:
+    names = [key async for key in redis.scan_iter(match=keys.heartbeat_pattern(service), count=500)]
+    if not names:
+        return ()
+    values = await redis.mget(names)
+    workers = []
+    for value in values:
+        if value is None:  # expired between SCAN and MGET
+            continue
+        try:
+            workers.append(_worker_decoder.decode(value))
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            continue
+    return tuple(sorted(workers, key=lambda w: w.worker))
+
+
+async def read_queue(redis: aioredis.Redis, keys: Keys, service: str) -> QueueStats:
+    stream = keys.requests(service)
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.xlen(stream)
+        pipe.xlen(keys.dead_letters(service))
+        depth, dead = await pipe.execute()
+    pending, lag = 0, None
+    try:
+        groups = await redis.xinfo_groups(stream)
+    except ResponseError:  # the stream does not exist yet
+        groups = []
+    for group in groups:
+        name = group.get("name")
+        if name in (keys.group(service), keys.group(service).encode()):
+            pending = int(group.get("pending", 0))
+            raw_lag = group.get("lag")
+            lag = int(raw_lag) if raw_lag is not None else None
+    return QueueStats(depth=int(depth), pending=pending, lag=lag, dead_letters=int(dead))
+
+
+async def read_service(redis: aioredis.Redis, keys: Keys, service: str) -> ServiceHealth:
+    return ServiceHealth(
+        service=service,
+        workers=await read_workers(redis, keys, service),
+        queue=await read_queue(redis, keys, service),
+    )
+
+
+async def discover_services(redis: aioredis.Redis, keys: Keys) -> set[str]:
+    """Services that have at least one live worker heartbeat."""
+    found = set()
+    async for key in redis.scan_iter(match=keys.heartbeat_pattern_all(), count=500):
+        text = key.decode() if isinstance(key, bytes) else str(key)
+        parts = text.split(":")
+        if len(parts) >= 4:
+            found.add(parts[-3])
+    return found
