@@ -82,7 +82,7 @@ class WorkerSettings(BaseSettings, frozen=True, kw_only=True):
     heartbeat_ttl_ms: int = 5_000
     heartbeat_interval_ms: int = 1_000
     grace_period_s: float = 20.0
-    """On SIGTERM, in-flight work gets this long to finish (keep < terminationGracePeriodSeconds)."""
+    """On SIGTERM, in-flight work gets this long to finish (< terminationGracePeriodSeconds)."""
     reply_ttl_s: int = 120
     dead_letter_maxlen: int = 10_000
 

@@ -6,10 +6,10 @@ import os
 
 import uvicorn
 
-from shared.settings import LogSettings, RedisSettings, load_settings
-from shared.telemetry import configure_logging
 from services.gateway.app import create_asgi
 from services.gateway.settings import GatewaySettings
+from shared.settings import LogSettings, RedisSettings, load_settings
+from shared.telemetry import configure_logging
 
 
 def main() -> None:

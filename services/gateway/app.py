@@ -12,10 +12,6 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 
-from shared.rpc.client import RpcClient
-from shared.rpc.connection import connect
-from shared.rpc.keys import Keys
-from shared.settings import RedisSettings
 from services.gateway import __version__
 from services.gateway.caller import ServiceCaller
 from services.gateway.controllers.health import HealthController
@@ -25,6 +21,10 @@ from services.gateway.monitor import ServiceMonitor
 from services.gateway.observability import GatewayMetrics, RequestObserver
 from services.gateway.problems import exception_handlers
 from services.gateway.settings import GatewaySettings
+from shared.rpc.client import RpcClient
+from shared.rpc.connection import connect
+from shared.rpc.keys import Keys
+from shared.settings import RedisSettings
 
 
 def _constant(value: Any) -> Provide:

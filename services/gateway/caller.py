@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from services.gateway.monitor import ServiceMonitor
+from services.gateway.observability import current_request_id
+from services.gateway.settings import GatewaySettings
 from shared.errors import BabelError, ErrorCode
 from shared.messages.base import Method, Req, Resp
 from shared.messages.envelope import TraceContext
 from shared.rpc.client import RpcClient
-from services.gateway.monitor import ServiceMonitor
-from services.gateway.observability import current_request_id
-from services.gateway.settings import GatewaySettings
 
 
 class ServiceCaller:

@@ -8,12 +8,12 @@ import time
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from services.gateway.observability import GatewayMetrics
+from services.gateway.settings import GatewaySettings
 from shared.errors import BabelError, ErrorCode
 from shared.rpc.keys import Keys
 from shared.rpc.stats import ServiceHealth, discover_services, read_service
 from shared.telemetry import get_logger
-from services.gateway.observability import GatewayMetrics
-from services.gateway.settings import GatewaySettings
 
 log = get_logger(__name__)
 
@@ -72,19 +72,24 @@ class ServiceMonitor:
         retry_after = float(self._settings.retry_after_s)
         if not self.redis_ok:
             raise BabelError(
-                ErrorCode.UNAVAILABLE, "the message broker (Redis) is unreachable",
-                retryable=True, retry_after_s=retry_after,
+                ErrorCode.UNAVAILABLE,
+                "the message broker (Redis) is unreachable",
+                retryable=True,
+                retry_after_s=retry_after,
             )
         health = self.snapshot.get(service)
         if health is None or health.ready_workers == 0:
             raise BabelError(
-                ErrorCode.UNAVAILABLE, f"service {service!r} has no live worker",
-                retryable=True, retry_after_s=retry_after,
+                ErrorCode.UNAVAILABLE,
+                f"service {service!r} has no live worker",
+                retryable=True,
+                retry_after_s=retry_after,
             )
         if health.queue.depth >= self._settings.max_queue_depth:
             raise BabelError(
                 ErrorCode.OVERLOADED,
                 f"service {service!r} has {health.queue.depth} queued requests "
                 f"(limit {self._settings.max_queue_depth})",
-                retryable=True, retry_after_s=retry_after,
+                retryable=True,
+                retry_after_s=retry_after,
             )

@@ -47,19 +47,27 @@ class GatewayMetrics:
             registry=self.registry,
         )
         self.queue_depth = Gauge(
-            "babel_queue_depth", "Entries in a service's request stream", ["service"],
+            "babel_queue_depth",
+            "Entries in a service's request stream",
+            ["service"],
             registry=self.registry,
         )
         self.queue_lag = Gauge(
-            "babel_queue_lag", "Entries not yet delivered to any worker", ["service"],
+            "babel_queue_lag",
+            "Entries not yet delivered to any worker",
+            ["service"],
             registry=self.registry,
         )
         self.live_workers = Gauge(
-            "babel_live_workers", "Workers with a live heartbeat", ["service"],
+            "babel_live_workers",
+            "Workers with a live heartbeat",
+            ["service"],
             registry=self.registry,
         )
         self.dead_letters = Gauge(
-            "babel_dead_letters", "Entries in a service's dead-letter stream", ["service"],
+            "babel_dead_letters",
+            "Entries in a service's dead-letter stream",
+            ["service"],
             registry=self.registry,
         )
 
@@ -107,7 +115,11 @@ class RequestObserver:
             self.metrics.latency.labels(route, method).observe(elapsed)
             if status >= 400 or route not in ("/healthz", "/readyz", "/metrics"):
                 log.debug(
-                    "request", method=method, route=route, status=status,
-                    ms=round(elapsed * 1000, 3), request_id=request_id,
+                    "request",
+                    method=method,
+                    route=route,
+                    status=status,
+                    ms=round(elapsed * 1000, 3),
+                    request_id=request_id,
                 )
             _request_id.reset(token)

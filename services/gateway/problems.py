@@ -9,10 +9,11 @@ from typing import Any
 import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.types import ExceptionHandlersMap
 
+from services.gateway.observability import current_request_id
 from shared.errors import BabelError, ErrorCode, ErrorInfo
 from shared.telemetry import get_logger
-from services.gateway.observability import current_request_id
 
 log = get_logger(__name__)
 
@@ -98,8 +99,10 @@ def _field_of(message: str, cause: BaseException | None) -> str:
 def _validation_problem(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
     items = exc.extra if isinstance(exc.extra, list) else []
     errors = [
-        FieldProblem(field=_field_of(str(item.get("message", "")), exc.__cause__),
-                     message=str(item.get("message", "")))
+        FieldProblem(
+            field=_field_of(str(item.get("message", "")), exc.__cause__),
+            message=str(item.get("message", "")),
+        )
         for item in items
         if isinstance(item, dict)
     ]
@@ -107,7 +110,9 @@ def _validation_problem(request: Request[Any, Any, Any], exc: ValidationExceptio
         errors = [FieldProblem(field="body", message=exc.detail)]
     first = errors[0]
     info = ErrorInfo(
-        code=ErrorCode.INVALID_ARGUMENT, message=f"{first.field}: {first.message}", field=first.field
+        code=ErrorCode.INVALID_ARGUMENT,
+        message=f"{first.field}: {first.message}",
+        field=first.field,
     )
     return problem_response(info, errors)
 
@@ -134,7 +139,7 @@ def _unexpected_problem(request: Request[Any, Any, Any], exc: Exception) -> Resp
     return problem_response(BabelError.from_exception(exc).info)
 
 
-def exception_handlers() -> dict[type[Exception], Any]:
+def exception_handlers() -> ExceptionHandlersMap:
     return {
         BabelError: _babel_problem,
         ValidationException: _validation_problem,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from shared.errors import BabelError, ErrorCode
 from services.gateway.settings import GatewaySettings
+from shared.errors import BabelError, ErrorCode
 
 
 def texts_of(q: str | list[str], settings: GatewaySettings, field: str = "q") -> tuple[str, ...]:

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import redis
 
-from shared.errors import BabelError, ErrorCode
 from services.launcher.processes import child_preexec
+from shared.errors import BabelError, ErrorCode
 
 
 def find_server_binary() -> str:
@@ -80,13 +80,20 @@ def start_redis(directory: Path, port: int | None = None, timeout_s: float = 10.
     process = subprocess.Popen(
         [
             binary,
-            "--port", str(port),
-            "--bind", "127.0.0.1",
-            "--save", "",
-            "--appendonly", "no",
-            "--daemonize", "no",
-            "--dir", str(directory),
-            "--protected-mode", "yes",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "no",
+            "--dir",
+            str(directory),
+            "--protected-mode",
+            "yes",
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -99,7 +106,8 @@ def start_redis(directory: Path, port: int | None = None, timeout_s: float = 10.
         while True:
             if process.poll() is not None:
                 raise BabelError(
-                    ErrorCode.UNAVAILABLE, f"{binary} exited at start; see {directory / 'redis.log'}"
+                    ErrorCode.UNAVAILABLE,
+                    f"{binary} exited at start; see {directory / 'redis.log'}",
                 )
             try:
                 if client.ping():
@@ -108,7 +116,9 @@ def start_redis(directory: Path, port: int | None = None, timeout_s: float = 10.
                 pass
             if time.monotonic() > give_up:
                 server.stop()
-                raise BabelError(ErrorCode.UNAVAILABLE, f"{binary} did not answer within {timeout_s} s")
+                raise BabelError(
+                    ErrorCode.UNAVAILABLE, f"{binary} did not answer within {timeout_s} s"
+                )
             time.sleep(0.02)
     finally:
         client.close()

@@ -6,14 +6,14 @@ import asyncio
 import os
 from collections.abc import Awaitable, Callable, Mapping
 
-from shared.rpc.handlers import HandlerRegistry
-from shared.rpc.runner import run_service
-from shared.rpc.worker import ServiceIdentity
-from shared.settings import load_settings
 from services.tasks import __version__
 from services.tasks.handlers import LanguageHandlers
 from services.tasks.langid import build_identifier
 from services.tasks.settings import TasksSettings
+from shared.rpc.handlers import HandlerRegistry
+from shared.rpc.runner import run_service
+from shared.rpc.worker import ServiceIdentity
+from shared.settings import load_settings
 
 SERVICE = "tasks"
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from services.tasks.langid import LanguageIdentifier
+from services.tasks.settings import TasksSettings
 from shared.errors import BabelError, ErrorCode
 from shared.messages.langid import DETECT, Detection, DetectRequest, DetectResponse
 from shared.rpc.handlers import HandlerRegistry, RequestContext
-from services.tasks.langid import LanguageIdentifier
-from services.tasks.settings import TasksSettings
 
 
 class LanguageHandlers:
@@ -19,7 +19,9 @@ class LanguageHandlers:
 
     def _validate(self, request: DetectRequest) -> None:
         if not request.texts:
-            raise BabelError(ErrorCode.INVALID_ARGUMENT, "at least one text is needed", field="texts")
+            raise BabelError(
+                ErrorCode.INVALID_ARGUMENT, "at least one text is needed", field="texts"
+            )
         if len(request.texts) > self._settings.max_texts:
             raise BabelError(
                 ErrorCode.INVALID_ARGUMENT,

@@ -147,9 +147,7 @@ class RpcClient:
         stream_key = envelope.reply_to
         give_up_at = time.monotonic() + wait_s
         finished = False
-        await self._redis.xadd(
-            self._keys.requests(method.service), {ENTRY_FIELD: encode(envelope)}
-        )
+        await self._redis.xadd(self._keys.requests(method.service), {ENTRY_FIELD: encode(envelope)})
         last_id: bytes | str = "0-0"
         try:
             while True:
@@ -160,7 +158,7 @@ class RpcClient:
                         f"stream from service {method.service!r} ended past its deadline",
                         retryable=True,
                     )
-                result = await self._redis.xread(
+                result: Any = await self._redis.xread(
                     {stream_key: last_id}, count=64, block=max(1, int(min(remaining, 1.0) * 1000))
                 )
                 for _key, entries in result or []:

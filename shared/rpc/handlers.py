@@ -54,7 +54,9 @@ class HandlerRegistry:
         self._routes[method.kind] = Route(method=method, unary=handler)
 
     def add_stream(
-        self, method: Method[Req, Resp], handler: Callable[[Req, RequestContext], AsyncIterator[Resp]]
+        self,
+        method: Method[Req, Resp],
+        handler: Callable[[Req, RequestContext], AsyncIterator[Resp]],
     ) -> None:
         self._check(method)
         self._routes[method.kind] = Route(method=method, stream=handler)

@@ -44,7 +44,9 @@ async def serve_worker(
 
 def run_service(
     identity: ServiceIdentity,
-    build: Callable[[Mapping[str, str]], tuple[HandlerRegistry, Callable[[], Awaitable[None]] | None]],
+    build: Callable[
+        [Mapping[str, str]], tuple[HandlerRegistry, Callable[[], Awaitable[None]] | None]
+    ],
     environ: Mapping[str, str],
 ) -> None:
     """Configure logging, build the service's handlers from settings, serve until stopped."""
@@ -54,6 +56,10 @@ def run_service(
     try:
         import uvloop
 
-        uvloop.run(serve_worker(identity=identity, registry=registry, warm_up=warm_up, environ=environ))
+        uvloop.run(
+            serve_worker(identity=identity, registry=registry, warm_up=warm_up, environ=environ)
+        )
     except ImportError:  # pragma: no cover - uvloop is optional
-        asyncio.run(serve_worker(identity=identity, registry=registry, warm_up=warm_up, environ=environ))
+        asyncio.run(
+            serve_worker(identity=identity, registry=registry, warm_up=warm_up, environ=environ)
+        )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
@@ -36,7 +38,7 @@ async def read_workers(redis: aioredis.Redis, keys: Keys, service: str) -> tuple
     names = [key async for key in redis.scan_iter(match=keys.heartbeat_pattern(service), count=500)]
     if not names:
         return ()
-    values = await redis.mget(names)
+    values: list[Any] = await redis.mget(names)
     workers = []
     for value in values:
         if value is None:  # expired between SCAN and MGET

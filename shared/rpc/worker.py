@@ -16,6 +16,7 @@ import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import msgspec
 import redis.asyncio as aioredis
@@ -126,7 +127,7 @@ class Worker:
                 await heartbeat
             with contextlib.suppress(*_REDIS_DOWN):
                 await self._redis.delete(self._keys.heartbeat(self.identity.service, self.name))
-            log.info("worker stopped", worker=self.name, **msgspec.structs.asdict(self.info()))
+            log.info("worker stopped", **msgspec.structs.asdict(self.info()))
 
     async def _drain(self) -> None:
         tasks = list(self._in_flight.values())
@@ -178,7 +179,7 @@ class Worker:
         while True:
             try:
                 await self._publish_heartbeat()
-                ids = list(self._in_flight)
+                ids: list[Any] = list(self._in_flight)
                 if ids:
                     await self._redis.xclaim(
                         self._stream, self._group, self.name, 0, ids, justid=True
@@ -204,7 +205,7 @@ class Worker:
             if not free:
                 continue
             try:
-                result = await self._redis.xreadgroup(
+                result: Any = await self._redis.xreadgroup(
                     self._group,
                     self.name,
                     {self._stream: ">"},

@@ -35,9 +35,7 @@ class HealthController(Controller):
             )
             for name, health in sorted(monitor.snapshot.items())
         }
-        ready = monitor.redis_ok and all(
-            monitor.ready(name) for name in settings.services
-        )
+        ready = monitor.redis_ok and all(monitor.ready(name) for name in settings.services)
         body = Readiness(
             status="ready" if ready else "not_ready",
             redis=RedisStatus(

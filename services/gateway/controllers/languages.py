@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from litestar import Controller, post
 
-from shared.messages.langid import DETECT, DetectRequest
 from services.gateway.caller import ServiceCaller
 from services.gateway.schemas import DetectBody, DetectResult
 from services.gateway.settings import GatewaySettings
 from services.gateway.texts import texts_of
+from shared.messages.langid import DETECT, DetectRequest
 
 
 class LanguageController(Controller):

@@ -6,11 +6,11 @@ import time
 
 from litestar import Controller, get
 
-from shared.errors import BabelError, ErrorCode
-from shared.messages.system import PingRequest, ping_method
 from services.gateway.caller import ServiceCaller
 from services.gateway.monitor import ServiceMonitor
 from services.gateway.schemas import PingResult, ServiceInfo, ServicesResult
+from shared.errors import BabelError, ErrorCode
+from shared.messages.system import PingRequest, ping_method
 
 
 class ServicesController(Controller):

@@ -1,0 +1,57 @@
+# BabelStack — `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+EXTRAS ?= stack,dev
+export HF_HUB_OFFLINE := 1
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-10s %s\n", $$1, $$2}'
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[$(EXTRAS)]'
+	touch $@
+
+.PHONY: install
+install: $(BIN)/.installed ## Create .venv and install the project with the stack and dev extras
+
+.PHONY: up
+up: install ## Set up and run the whole embedded stack (Redis, services, gateway); Ctrl-C stops it
+	$(BIN)/babelstack up
+
+.PHONY: status
+status: install ## Readiness of a running stack
+	$(BIN)/babelstack status
+
+.PHONY: test
+test: install ## Run every test (unit, integration against real Redis and models, e2e)
+	$(BIN)/pytest
+
+.PHONY: test-unit
+test-unit: install ## Unit tests only (no Redis, no models)
+	$(BIN)/pytest tests/unit
+
+.PHONY: lint
+lint: install ## ruff (lint + format check) and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+.PHONY: format
+format: install ## Apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+.PHONY: bench
+bench: install ## Benchmarks: RPC and gateway latency/throughput against raw Redis
+	$(BIN)/python bench/rpc.py
+
+.PHONY: clean
+clean: ## Remove the virtual environment and local state
+	rm -rf $(VENV) .babelstack .pytest_cache .mypy_cache .ruff_cache
