@@ -53,7 +53,7 @@ class Py3langidIdentifier:
     def warm_up(self) -> None:
         from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
-        self._model = LanguageIdentifier.from_pickled_model(MODEL_FILE, norm_probs=True)
+        self._model = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
 
     def identify(self, text: str, top_k: int) -> list[LanguageScore]:
         if self._model is None:
