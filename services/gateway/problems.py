@@ -8,7 +8,7 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response
-from litestar.exceptions import HTTPException, ValidationException
+from litestar.exceptions import HTTPException, SerializationException, ValidationException
 from litestar.types import ExceptionHandlersMap
 
 from services.gateway.observability import current_request_id
@@ -63,9 +63,13 @@ class Problem(msgspec.Struct, frozen=True, omit_defaults=True):
     request_id: str | None = None
 
 
-def problem_response(info: ErrorInfo, errors: list[FieldProblem] | None = None) -> Response[Any]:
+def problem_response(
+    info: ErrorInfo,
+    errors: list[FieldProblem] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response[Any]:
     status = STATUS_BY_CODE.get(info.code, 500)
-    headers = {}
+    headers = dict(headers or {})
     if info.retry_after_s is not None:
         headers["Retry-After"] = str(max(1, math.ceil(info.retry_after_s)))
     body = Problem(
@@ -118,7 +122,9 @@ def _validation_problem(request: Request[Any, Any, Any], exc: ValidationExceptio
 
 
 def _http_problem(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
-    if exc.status_code == 400 and "malformed" in exc.detail.lower():
+    if exc.status_code == 400 and (
+        isinstance(exc.__cause__, SerializationException) or "malformed" in exc.detail.lower()
+    ):  # any JSON syntax error ("malformed", "truncated", ...), not just one wording
         return problem_response(ErrorInfo(code=ErrorCode.INVALID_JSON, message=exc.detail))
     code = CODE_BY_STATUS.get(exc.status_code, ErrorCode.INTERNAL)
     if exc.status_code == 413:
@@ -127,7 +133,15 @@ def _http_problem(request: Request[Any, Any, Any], exc: HTTPException) -> Respon
         message = f"no route for {request.method} {request.url.path}"
     else:
         message = exc.detail
-    return problem_response(ErrorInfo(code=code, message=message))
+    # Keep the headers the exception carries (a 405 must name the allowed methods in Allow).
+    return problem_response(ErrorInfo(code=code, message=message), headers=exc.headers)
+
+
+def _undecodable_problem(request: Request[Any, Any, Any], exc: UnicodeDecodeError) -> Response[Any]:
+    # msgspec raises UnicodeDecodeError (not DecodeError) for invalid UTF-8 in a JSON body.
+    return problem_response(
+        ErrorInfo(code=ErrorCode.INVALID_JSON, message="request body is not valid UTF-8")
+    )
 
 
 def _babel_problem(request: Request[Any, Any, Any], exc: BabelError) -> Response[Any]:
@@ -144,5 +158,6 @@ def exception_handlers() -> ExceptionHandlersMap:
         BabelError: _babel_problem,
         ValidationException: _validation_problem,
         HTTPException: _http_problem,
+        UnicodeDecodeError: _undecodable_problem,
         Exception: _unexpected_problem,
     }

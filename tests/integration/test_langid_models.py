@@ -6,12 +6,12 @@ import time
 
 import pytest
 
-from shared.errors import BabelError, ErrorCode
-from shared.messages.langid import DetectRequest
-from shared.rpc.handlers import RequestContext
 from services.tasks.handlers import LanguageHandlers
 from services.tasks.langid import build_identifier
 from services.tasks.settings import TasksSettings
+from shared.errors import BabelError, ErrorCode
+from shared.messages.langid import DetectRequest
+from shared.rpc.handlers import RequestContext
 
 SAMPLES = {
     "en": "Where is the nearest train station, please?",
@@ -38,9 +38,7 @@ def handlers(request: pytest.FixtureRequest) -> LanguageHandlers:
 
 
 async def test_each_language_is_identified(handlers: LanguageHandlers) -> None:
-    reply = await handlers.detect(
-        DetectRequest(texts=tuple(SAMPLES.values()), top_k=3), _context()
-    )
+    reply = await handlers.detect(DetectRequest(texts=tuple(SAMPLES.values()), top_k=3), _context())
     got = [d.language for d in reply.detections]
     assert got == list(SAMPLES)
     for detection in reply.detections:

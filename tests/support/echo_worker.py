@@ -76,7 +76,9 @@ class EchoHandlers:
         await asyncio.sleep(request.sleep_ms / 1000)
         return SleepReply(value=request.value, worker=context.worker, deliveries=context.deliveries)
 
-    async def count(self, request: CountRequest, context: RequestContext) -> AsyncIterator[CountChunk]:
+    async def count(
+        self, request: CountRequest, context: RequestContext
+    ) -> AsyncIterator[CountChunk]:
         for i in range(request.n):
             if request.delay_ms:
                 await asyncio.sleep(request.delay_ms / 1000)

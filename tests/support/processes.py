@@ -8,7 +8,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -125,3 +125,7 @@ def start_worker(
             preexec_fn=_die_with_parent,
         )
     return WorkerProcess(name=name, module=module, process=process, log_path=log_path, env=full_env)
+
+
+StartWorker = Callable[..., WorkerProcess]
+"""Type of the ``start_service_worker`` fixture: ``start(module, name=None, env=None)``."""

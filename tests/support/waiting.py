@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import msgspec
 import redis.asyncio as aioredis
@@ -26,7 +26,7 @@ async def heartbeats(
     keys = keys or Keys()
     found: list[WorkerInfo] = []
     async for key in redis.scan_iter(match=keys.heartbeat_pattern(service), count=100):
-        raw = await redis.get(key)
+        raw: Any = await redis.get(key)
         if raw is not None:  # expired between SCAN and GET
             found.append(_worker_info_decoder.decode(raw))
     return found

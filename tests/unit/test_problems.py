@@ -5,10 +5,10 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from shared.errors import BabelError, ErrorCode, ErrorInfo
 from services.gateway.problems import STATUS_BY_CODE, _field_of, problem_response
 from services.gateway.settings import GatewaySettings
 from services.gateway.texts import texts_of
+from shared.errors import BabelError, ErrorCode, ErrorInfo
 
 
 def test_every_error_code_has_an_http_status() -> None:
@@ -19,7 +19,11 @@ def test_every_error_code_has_an_http_status() -> None:
     ("message", "cause", "field"),
     [
         ("Expected `int`, got `str`", "Expected `int`, got `str` - at `$.data.top_k`", "top_k"),
-        ("Object missing required field `q`", "Object missing required field `q` - at `$.data`", "q"),
+        (
+            "Object missing required field `q`",
+            "Object missing required field `q` - at `$.data`",
+            "q",
+        ),
         ("Object contains unknown field `zz`", "... - at `$.data`", "zz"),
         ("Expected `str`, got `int`", "Expected `str`, got `int` - at `$.data.q[2]`", "q[2]"),
         ("Object missing required field `id`", "... - at `$.data.docs[0]`", "docs[0].id"),
