@@ -14,9 +14,12 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 
 from services.gateway import __version__
 from services.gateway.caller import ServiceCaller
+from services.gateway.controllers.collections import CollectionsController
+from services.gateway.controllers.embeddings import EmbeddingsController
 from services.gateway.controllers.health import HealthController
 from services.gateway.controllers.languages import LanguageController
 from services.gateway.controllers.services import ServicesController
+from services.gateway.limits import BodyLimit
 from services.gateway.monitor import ServiceMonitor
 from services.gateway.observability import GatewayMetrics, RequestObserver
 from services.gateway.problems import exception_handlers
@@ -60,11 +63,17 @@ def create_app(gateway: GatewaySettings, redis_settings: RedisSettings) -> Lites
         "caller": _constant(caller),
     }
     app = Litestar(
-        route_handlers=[HealthController, LanguageController, ServicesController],
+        route_handlers=[
+            HealthController,
+            LanguageController,
+            ServicesController,
+            CollectionsController,
+            EmbeddingsController,
+        ],
         dependencies=dependencies,
         exception_handlers=exception_handlers(),
         lifespan=[lifespan],
-        request_max_body_size=gateway.max_body_bytes,
+        request_max_body_size=max(gateway.max_body_bytes, gateway.max_upload_bytes),
         openapi_config=OpenAPIConfig(
             title="BabelStack",
             version=__version__,
@@ -81,4 +90,5 @@ def create_app(gateway: GatewaySettings, redis_settings: RedisSettings) -> Lites
 def create_asgi(gateway: GatewaySettings, redis_settings: RedisSettings) -> Callable[..., Any]:
     """The app as served: Litestar wrapped in request-id/metrics observation."""
     app = create_app(gateway, redis_settings)
-    return RequestObserver(app, app.state.metrics)
+    limited = BodyLimit(app, gateway.max_body_bytes, gateway.max_upload_bytes)
+    return RequestObserver(limited, app.state.metrics)

@@ -17,12 +17,17 @@ class ServiceCaller:
         self._monitor = monitor
         self._settings = settings
 
-    async def call(self, method: Method[Req, Resp], request: Req) -> Resp:
+    async def call(
+        self, method: Method[Req, Resp], request: Req, *, timeout_s: float | None = None
+    ) -> Resp:
         self._monitor.admit(method.service)
         trace = TraceContext(request_id=current_request_id() or "")
         try:
             return await self._rpc.call(
-                method, request, timeout_s=self._settings.request_timeout_s, trace=trace
+                method,
+                request,
+                timeout_s=timeout_s or self._settings.request_timeout_s,
+                trace=trace,
             )
         except BabelError as exc:
             if exc.code == ErrorCode.DEADLINE_EXCEEDED and not self._monitor.ready(method.service):

@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 
 from services.tasks import __version__
 from services.tasks.handlers import LanguageHandlers
-from services.tasks.langid import build_identifier
 from services.tasks.settings import TasksSettings
+from shared.langid import build_identifier
 from shared.rpc.handlers import HandlerRegistry
-from shared.rpc.runner import run_service
+from shared.rpc.runner import ServiceParts, run_service
 from shared.rpc.worker import ServiceIdentity
 from shared.settings import load_settings
 
 SERVICE = "tasks"
 
 
-def build(environ: Mapping[str, str]) -> tuple[HandlerRegistry, Callable[[], Awaitable[None]]]:
+def build(environ: Mapping[str, str]) -> ServiceParts:
     settings = load_settings(TasksSettings, environ)
     identifier = build_identifier(settings.langid_backend, settings.langid_max_chars)
     registry = HandlerRegistry(SERVICE)
@@ -27,7 +27,7 @@ def build(environ: Mapping[str, str]) -> tuple[HandlerRegistry, Callable[[], Awa
     async def warm_up() -> None:
         await asyncio.to_thread(identifier.warm_up)
 
-    return registry, warm_up
+    return ServiceParts(registry=registry, warm_up=warm_up)
 
 
 def main() -> None:

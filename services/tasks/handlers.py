@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from services.tasks.langid import LanguageIdentifier
 from services.tasks.settings import TasksSettings
 from shared.errors import BabelError, ErrorCode
+from shared.langid import LanguageIdentifier
 from shared.messages.langid import DETECT, Detection, DetectRequest, DetectResponse
 from shared.rpc.handlers import HandlerRegistry, RequestContext
 

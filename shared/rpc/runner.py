@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 
 from shared.rpc.connection import connect
 from shared.rpc.handlers import HandlerRegistry
@@ -14,12 +15,19 @@ from shared.settings import LogSettings, RedisSettings, WorkerSettings, load_set
 from shared.telemetry import configure_logging, get_logger
 
 
+@dataclass(frozen=True)
+class ServiceParts:
+    """What a service builds from its settings: handlers, and how to start and stop them."""
+
+    registry: HandlerRegistry
+    warm_up: Callable[[], Awaitable[None]] | None = None
+    """Loads models; the worker reports ``loading`` until it returns."""
+    close: Callable[[], Awaitable[None]] | None = None
+    """Runs after the last in-flight request (flush snapshots, free engines)."""
+
+
 async def serve_worker(
-    *,
-    identity: ServiceIdentity,
-    registry: HandlerRegistry,
-    warm_up: Callable[[], Awaitable[None]] | None,
-    environ: Mapping[str, str],
+    *, identity: ServiceIdentity, parts: ServiceParts, environ: Mapping[str, str]
 ) -> None:
     """Run one worker until SIGTERM/SIGINT; in-flight work gets the grace period."""
     redis_settings = RedisSettings.from_env(environ)
@@ -29,7 +37,7 @@ async def serve_worker(
         redis=redis,
         keys=Keys(redis_settings.key_prefix),
         settings=worker_settings,
-        registry=registry,
+        registry=parts.registry,
         identity=identity,
     )
     stop = asyncio.Event()
@@ -37,29 +45,25 @@ async def serve_worker(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
-        await worker.run(stop, warm_up)
+        await worker.run(stop, parts.warm_up)
     finally:
+        if parts.close is not None:
+            await parts.close()
         await redis.aclose()
 
 
 def run_service(
     identity: ServiceIdentity,
-    build: Callable[
-        [Mapping[str, str]], tuple[HandlerRegistry, Callable[[], Awaitable[None]] | None]
-    ],
+    build: Callable[[Mapping[str, str]], ServiceParts],
     environ: Mapping[str, str],
 ) -> None:
     """Configure logging, build the service's handlers from settings, serve until stopped."""
     configure_logging(load_settings(LogSettings, environ), service=identity.service)
-    registry, warm_up = build(environ)
+    parts = build(environ)
     get_logger(__name__).info("starting worker", service=identity.service, version=identity.version)
     try:
         import uvloop
 
-        uvloop.run(
-            serve_worker(identity=identity, registry=registry, warm_up=warm_up, environ=environ)
-        )
+        uvloop.run(serve_worker(identity=identity, parts=parts, environ=environ))
     except ImportError:  # pragma: no cover - uvloop is optional
-        asyncio.run(
-            serve_worker(identity=identity, registry=registry, warm_up=warm_up, environ=environ)
-        )
+        asyncio.run(serve_worker(identity=identity, parts=parts, environ=environ))

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from services.tasks.handlers import LanguageHandlers
-from services.tasks.langid import build_identifier
+from shared.langid import build_identifier
 from services.tasks.settings import TasksSettings
 from shared.errors import BabelError, ErrorCode
 from shared.messages.langid import DetectRequest

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 
 import redis.asyncio as aioredis
 
 from shared.messages.base import Message, Method
 from shared.rpc.connection import connect
 from shared.rpc.handlers import HandlerRegistry, RequestContext
-from shared.rpc.runner import run_service
+from shared.rpc.runner import ServiceParts, run_service
 from shared.rpc.worker import ServiceIdentity
 from shared.settings import RedisSettings
 
@@ -86,12 +86,12 @@ class EchoHandlers:
             yield CountChunk(i=i)
 
 
-def build(environ: Mapping[str, str]) -> tuple[HandlerRegistry, Callable[[], Awaitable[None]]]:
+def build(environ: Mapping[str, str]) -> ServiceParts:
     handlers = EchoHandlers(RedisSettings.from_env(environ))
     registry = HandlerRegistry(SERVICE)
     registry.add_unary(SLEEP, handlers.sleep)
     registry.add_stream(COUNT, handlers.count)
-    return registry, handlers.warm_up
+    return ServiceParts(registry=registry, warm_up=handlers.warm_up)
 
 
 def main() -> None:

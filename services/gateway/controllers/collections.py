@@ -1,0 +1,182 @@
+"""Collections: create, list, describe, delete; ingest documents and files; search."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+import msgspec
+from litestar import Controller, delete, get, post
+from litestar.datastructures import UploadFile
+from litestar.enums import RequestEncodingType
+from litestar.params import Body
+
+from services.gateway.caller import ServiceCaller
+from services.gateway.retrieval_schemas import (
+    CreateCollectionBody,
+    DeleteDocumentsBody,
+    IngestBody,
+    SearchBody,
+)
+from services.gateway.settings import GatewaySettings
+from shared.errors import BabelError, ErrorCode
+from shared.messages.retrieval import (
+    CREATE_COLLECTION,
+    DELETE_COLLECTION,
+    DELETE_DOCUMENTS,
+    DESCRIBE_COLLECTION,
+    INGEST,
+    INGEST_FILE,
+    LIST_COLLECTIONS,
+    SEARCH,
+    Chunking,
+    CollectionDeleted,
+    CollectionInfo,
+    CollectionList,
+    CollectionRef,
+    CollectionSpec,
+    DeleteDocuments,
+    DocumentsDeleted,
+    FileIngestRequest,
+    IngestReply,
+    IngestRequest,
+    ListCollections,
+    SearchReply,
+    SearchRequest,
+)
+
+
+@dataclass
+class FileUploadForm:
+    file: UploadFile
+    id: str | None = None
+    metadata: str | None = None
+    """A JSON object, as a string (multipart fields are text)."""
+    max_chars: int | None = None
+    overlap_chars: int | None = None
+
+
+def _check_documents(body: IngestBody) -> None:
+    """Refuse the whole request before any batch is stored (nothing half-way)."""
+    if not body.documents:
+        raise BabelError(ErrorCode.INVALID_ARGUMENT, "no documents", field="documents")
+    seen: set[str] = set()
+    for i, document in enumerate(body.documents):
+        if not document.id.strip():
+            raise BabelError(ErrorCode.INVALID_ARGUMENT, "id is empty", field=f"documents[{i}].id")
+        if document.id in seen:
+            raise BabelError(
+                ErrorCode.INVALID_ARGUMENT, "duplicate id in request", field=f"documents[{i}].id"
+            )
+        seen.add(document.id)
+        if not document.text.strip():
+            raise BabelError(
+                ErrorCode.INVALID_ARGUMENT, "text is empty", field=f"documents[{i}].text"
+            )
+
+
+class CollectionsController(Controller):
+    path = "/v1/collections"
+    tags = ["retrieval"]
+
+    @post("/", status_code=201, summary="Create a collection (409 if the name exists)")
+    async def create(self, data: CreateCollectionBody, caller: ServiceCaller) -> CollectionInfo:
+        return await caller.call(
+            CREATE_COLLECTION, CollectionSpec(name=data.name, model=data.model)
+        )
+
+    @get("/", summary="List collections with their statistics")
+    async def list_all(self, caller: ServiceCaller) -> CollectionList:
+        return await caller.call(LIST_COLLECTIONS, ListCollections())
+
+    @get("/{name:str}", summary="Statistics of one collection")
+    async def describe(self, name: str, caller: ServiceCaller) -> CollectionInfo:
+        return await caller.call(DESCRIBE_COLLECTION, CollectionRef(name=name))
+
+    @delete("/{name:str}", status_code=200, summary="Delete a collection and everything in it")
+    async def remove(self, name: str, caller: ServiceCaller) -> CollectionDeleted:
+        return await caller.call(DELETE_COLLECTION, CollectionRef(name=name))
+
+    @post("/{name:str}/documents", status_code=200, summary="Upsert documents (by id)")
+    async def ingest(
+        self, name: str, data: IngestBody, caller: ServiceCaller, settings: GatewaySettings
+    ) -> IngestReply:
+        _check_documents(data)
+        size = settings.ingest_batch_documents
+        documents = chunks = replaced = 0
+        for start in range(0, len(data.documents), size):
+            batch = IngestRequest(
+                collection=name,
+                documents=tuple(data.documents[start : start + size]),
+                chunking=data.chunking,
+            )
+            reply = await caller.call(INGEST, batch, timeout_s=settings.ingest_timeout_s)
+            documents += reply.documents
+            chunks += reply.chunks
+            replaced += reply.replaced
+        return IngestReply(collection=name, documents=documents, chunks=chunks, replaced=replaced)
+
+    @post("/{name:str}/files", status_code=200, summary="Upload a file (txt, md, html, pdf)")
+    async def upload(
+        self,
+        name: str,
+        data: Annotated[FileUploadForm, Body(media_type=RequestEncodingType.MULTI_PART)],
+        caller: ServiceCaller,
+        settings: GatewaySettings,
+    ) -> IngestReply:
+        metadata: dict[str, object] = {}
+        if data.metadata:
+            try:
+                decoded = msgspec.json.decode(data.metadata)
+            except msgspec.DecodeError as exc:
+                raise BabelError(
+                    ErrorCode.INVALID_ARGUMENT, f"metadata is not JSON: {exc}", field="metadata"
+                ) from exc
+            if not isinstance(decoded, dict):
+                raise BabelError(
+                    ErrorCode.INVALID_ARGUMENT, "metadata must be a JSON object", field="metadata"
+                )
+            metadata = decoded
+        document_id = data.id or data.file.filename
+        if not document_id:
+            raise BabelError(ErrorCode.INVALID_ARGUMENT, "give an id or a file name", field="id")
+        request = FileIngestRequest(
+            collection=name,
+            document_id=document_id,
+            data=await data.file.read(),
+            media_type=data.file.content_type or "application/octet-stream",
+            filename=data.file.filename or None,
+            metadata=metadata,
+            chunking=Chunking(max_chars=data.max_chars, overlap_chars=data.overlap_chars),
+        )
+        return await caller.call(INGEST_FILE, request, timeout_s=settings.ingest_timeout_s)
+
+    @post("/{name:str}/documents/delete", status_code=200, summary="Delete documents by id")
+    async def delete_documents(
+        self, name: str, data: DeleteDocumentsBody, caller: ServiceCaller
+    ) -> DocumentsDeleted:
+        return await caller.call(
+            DELETE_DOCUMENTS, DeleteDocuments(collection=name, ids=tuple(data.ids))
+        )
+
+    @delete(
+        "/{name:str}/documents/{document_id:str}", status_code=200, summary="Delete one document"
+    )
+    async def delete_document(
+        self, name: str, document_id: str, caller: ServiceCaller
+    ) -> DocumentsDeleted:
+        return await caller.call(
+            DELETE_DOCUMENTS, DeleteDocuments(collection=name, ids=(document_id,))
+        )
+
+    @post("/{name:str}/search", status_code=200, summary="Dense, BM25 or hybrid search")
+    async def search(self, name: str, data: SearchBody, caller: ServiceCaller) -> SearchReply:
+        request = SearchRequest(
+            collection=name,
+            query=data.query,
+            k=data.k,
+            mode=data.mode,
+            filter=data.filter,
+            languages=tuple(data.languages),
+        )
+        return await caller.call(SEARCH, request)

@@ -1,0 +1,151 @@
+"""Retrieval service payloads: collections, ingest, search, embeddings."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from shared.messages.base import Message, Method
+
+SearchMode = Literal["dense", "bm25", "hybrid"]
+InputType = Literal["query", "passage"]
+
+# Metadata is the user's own JSON object per document: typed as such, stored verbatim.
+Metadata = dict[str, Any]
+
+
+class CollectionSpec(Message, frozen=True, kw_only=True):
+    name: str
+    model: str | None = None
+    """Embedding model; None means the service's configured model."""
+
+
+class CollectionRef(Message, frozen=True, kw_only=True):
+    name: str
+
+
+class ListCollections(Message, frozen=True, kw_only=True):
+    pass
+
+
+class CollectionInfo(Message, frozen=True, kw_only=True):
+    name: str
+    model: str
+    dim: int
+    documents: int
+    chunks: int
+    languages: dict[str, int]
+    index_type: str
+    size_bytes: int
+    created_at: float
+
+
+class CollectionList(Message, frozen=True, kw_only=True):
+    collections: tuple[CollectionInfo, ...]
+
+
+class CollectionDeleted(Message, frozen=True, kw_only=True):
+    name: str
+    documents: int
+    chunks: int
+
+
+class Chunking(Message, frozen=True, kw_only=True):
+    max_chars: int | None = None
+    overlap_chars: int | None = None
+
+
+class DocumentIn(Message, frozen=True, kw_only=True):
+    id: str
+    text: str
+    metadata: Metadata = {}
+
+
+class IngestRequest(Message, frozen=True, kw_only=True):
+    collection: str
+    documents: tuple[DocumentIn, ...]
+    chunking: Chunking = Chunking()
+
+
+class FileIngestRequest(Message, frozen=True, kw_only=True):
+    collection: str
+    document_id: str
+    data: bytes
+    media_type: str
+    filename: str | None = None
+    metadata: Metadata = {}
+    chunking: Chunking = Chunking()
+
+
+class IngestReply(Message, frozen=True, kw_only=True):
+    collection: str
+    documents: int
+    chunks: int
+    replaced: int
+    """Documents that existed before and whose chunks were replaced (upsert)."""
+
+
+class DeleteDocuments(Message, frozen=True, kw_only=True):
+    collection: str
+    ids: tuple[str, ...]
+
+
+class DocumentsDeleted(Message, frozen=True, kw_only=True):
+    collection: str
+    documents: int
+    chunks: int
+
+
+class SearchRequest(Message, frozen=True, kw_only=True):
+    collection: str
+    query: str
+    k: int = 10
+    mode: SearchMode = "hybrid"
+    filter: Metadata | None = None
+    """Metadata conditions: ``{"field": value}``, or ``{"field": {"$in": [...]}}`` with
+    ``$eq $ne $in $nin $gt $gte $lt $lte``; all must hold."""
+    languages: tuple[str, ...] = ()
+    """Only chunks in these languages (ISO 639-1)."""
+
+
+class Hit(Message, frozen=True, kw_only=True):
+    document_id: str
+    chunk_index: int
+    text: str
+    start: int
+    end: int
+    score: float
+    language: str
+    metadata: Metadata
+
+
+class SearchReply(Message, frozen=True, kw_only=True):
+    collection: str
+    mode: SearchMode
+    query_language: str
+    hits: tuple[Hit, ...]
+
+
+class EmbedRequest(Message, frozen=True, kw_only=True):
+    texts: tuple[str, ...]
+    model: str | None = None
+    input_type: InputType = "query"
+
+
+class EmbedReply(Message, frozen=True, kw_only=True):
+    model: str
+    dim: int
+    vectors: bytes
+    """Row-major float32, ``len(texts) * dim`` values, L2-normalised."""
+    tokens: int
+
+
+SERVICE = "retrieval"
+CREATE_COLLECTION = Method(SERVICE, "create_collection", CollectionSpec, CollectionInfo)
+LIST_COLLECTIONS = Method(SERVICE, "list_collections", ListCollections, CollectionList)
+DESCRIBE_COLLECTION = Method(SERVICE, "describe_collection", CollectionRef, CollectionInfo)
+DELETE_COLLECTION = Method(SERVICE, "delete_collection", CollectionRef, CollectionDeleted)
+INGEST = Method(SERVICE, "ingest", IngestRequest, IngestReply)
+INGEST_FILE = Method(SERVICE, "ingest_file", FileIngestRequest, IngestReply)
+DELETE_DOCUMENTS = Method(SERVICE, "delete_documents", DeleteDocuments, DocumentsDeleted)
+SEARCH = Method(SERVICE, "search", SearchRequest, SearchReply)
+EMBED = Method(SERVICE, "embed", EmbedRequest, EmbedReply)
