@@ -7,9 +7,9 @@ import time
 import pytest
 
 from services.tasks.handlers import LanguageHandlers
-from shared.langid import build_identifier
 from services.tasks.settings import TasksSettings
 from shared.errors import BabelError, ErrorCode
+from shared.langid import build_identifier
 from shared.messages.langid import DetectRequest
 from shared.rpc.handlers import RequestContext
 
