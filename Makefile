@@ -21,8 +21,12 @@ $(BIN)/.installed: pyproject.toml
 .PHONY: install
 install: $(BIN)/.installed ## Create .venv and install the project with the stack and dev extras
 
+.PHONY: models
+models: install ## Prepare the default models offline into the model cache (BABEL_MODELS_DIR)
+	$(BIN)/babelstack models prepare
+
 .PHONY: up
-up: install ## Set up and run the whole embedded stack (Redis, services, gateway); Ctrl-C stops it
+up: models ## Set up and run the whole embedded stack (Redis, services, gateway); Ctrl-C stops it
 	$(BIN)/babelstack up
 
 .PHONY: status
@@ -30,7 +34,7 @@ status: install ## Readiness of a running stack
 	$(BIN)/babelstack status
 
 .PHONY: test
-test: install ## Run every test (unit, integration against real Redis and models, e2e)
+test: models ## Run every test (unit, integration against real Redis and models, e2e)
 	$(BIN)/pytest
 
 .PHONY: test-unit

@@ -33,6 +33,7 @@ class SearchBody(Body, frozen=True):
     mode: SearchMode = "hybrid"
     filter: Metadata | None = None
     languages: list[str] = []
+    bm25_weight: Annotated[float, msgspec.Meta(ge=0, le=1)] | None = None
 
 
 class EmbeddingsBody(Body, frozen=True):

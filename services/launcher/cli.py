@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from services.launcher.models_cli import models_app
 from services.launcher.stack import (
     SERVICE_MODULES,
     StackConfig,
@@ -20,6 +21,7 @@ from services.launcher.stack import (
 from shared.errors import BabelError
 
 app = typer.Typer(help="BabelStack: multilingual NLP behind one REST API.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
 
 
 def _say(line: str) -> None:

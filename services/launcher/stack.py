@@ -19,7 +19,7 @@ from services.launcher.processes import Child, spawn, stop_all
 from services.launcher.redis_server import RedisServer, start_redis
 from shared.errors import BabelError, ErrorCode
 
-SERVICE_MODULES: dict[str, str] = {"tasks": "services.tasks"}
+SERVICE_MODULES: dict[str, str] = {"tasks": "services.tasks", "retrieval": "services.retrieval"}
 """Every model service the launcher can run, by name (more arrive with later services)."""
 
 
@@ -97,6 +97,9 @@ def start_stack(
             "BABEL_GATEWAY_HOST": config.host,
             "BABEL_GATEWAY_PORT": str(config.port),
             "BABEL_GATEWAY_SERVICES": ",".join(config.services),
+            "BABEL_RETRIEVAL_DATA_DIR": environ.get(
+                "BABEL_RETRIEVAL_DATA_DIR", str(config.state_dir / "data" / "retrieval")
+            ),
         }
         for name in config.services:
             child = spawn(name, [sys.executable, "-m", SERVICE_MODULES[name]], env, logs)

@@ -105,6 +105,8 @@ class SearchRequest(Message, frozen=True, kw_only=True):
     ``$eq $ne $in $nin $gt $gte $lt $lte``; all must hold."""
     languages: tuple[str, ...] = ()
     """Only chunks in these languages (ISO 639-1)."""
+    bm25_weight: float | None = None
+    """Hybrid only: weight of the BM25 ranking against dense (1.0); None = configured."""
 
 
 class Hit(Message, frozen=True, kw_only=True):

@@ -121,7 +121,8 @@ def start_gateway(
     for _ in range(_START_ATTEMPTS):
         port = free_port()
         overrides = {key: str(value) for key, value in (env or {}).items()}
-        full_env = worker_env(redis_url, {"BABEL_GATEWAY_PORT": str(port), **overrides})
+        defaults = {"BABEL_GATEWAY_PORT": str(port), "BABEL_GATEWAY_SERVICES": "tasks"}
+        full_env = worker_env(redis_url, {**defaults, **overrides})
         gateway = GatewayProcess(
             name=name,
             port=port,

