@@ -25,6 +25,4 @@ class GatewaySettings(BaseSettings, frozen=True, kw_only=True):
     debug: bool = False
     max_upload_bytes: int = 25 * 1_048_576
     """Size limit of file uploads (``/v1/collections/{name}/files``)."""
-    ingest_batch_documents: int = 64
-    """Documents per RPC when a big ingest is split into batches."""
     ingest_timeout_s: float = 900.0

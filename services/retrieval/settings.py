@@ -26,7 +26,7 @@ class RetrievalSettings(BaseSettings, frozen=True, kw_only=True):
     chunk_max_chars: int = 1_000
     chunk_overlap_chars: int = 150
     max_document_chars: int = 2_000_000
-    max_documents_per_request: int = 512
+    max_documents_per_request: int = 10_000
     max_query_chars: int = 4_000
     max_k: int = 200
     exact_max_chunks: int = 20_000

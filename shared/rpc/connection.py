@@ -6,13 +6,21 @@ import redis.asyncio as aioredis
 
 from shared.settings import RedisSettings
 
+CONNECT_TIMEOUT_S = 5.0
+
 
 def connect(settings: RedisSettings) -> aioredis.Redis:
-    """A client whose pool allows as many concurrent blocking calls as configured."""
+    """A client whose pool allows as many concurrent blocking calls as configured.
+
+    Reads have no socket timeout: blocking commands (BLPOP for a reply, XREADGROUP BLOCK)
+    carry their own, often longer than redis-py's default of 5 s, which would abort them.
+    """
     pool = aioredis.BlockingConnectionPool.from_url(
         settings.url,
         max_connections=settings.max_connections,
         timeout=None,
+        socket_timeout=None,
+        socket_connect_timeout=CONNECT_TIMEOUT_S,
         socket_keepalive=True,
         health_check_interval=30,
     )

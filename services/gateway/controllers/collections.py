@@ -101,20 +101,13 @@ class CollectionsController(Controller):
     async def ingest(
         self, name: str, data: IngestBody, caller: ServiceCaller, settings: GatewaySettings
     ) -> IngestReply:
+        """One request, one RPC: the service checks every document before it stores any,
+        embeds in batches, and commits the whole request in one transaction."""
         _check_documents(data)
-        size = settings.ingest_batch_documents
-        documents = chunks = replaced = 0
-        for start in range(0, len(data.documents), size):
-            batch = IngestRequest(
-                collection=name,
-                documents=tuple(data.documents[start : start + size]),
-                chunking=data.chunking,
-            )
-            reply = await caller.call(INGEST, batch, timeout_s=settings.ingest_timeout_s)
-            documents += reply.documents
-            chunks += reply.chunks
-            replaced += reply.replaced
-        return IngestReply(collection=name, documents=documents, chunks=chunks, replaced=replaced)
+        request = IngestRequest(
+            collection=name, documents=tuple(data.documents), chunking=data.chunking
+        )
+        return await caller.call(INGEST, request, timeout_s=settings.ingest_timeout_s)
 
     @post("/{name:str}/files", status_code=200, summary="Upload a file (txt, md, html, pdf)")
     async def upload(
