@@ -180,7 +180,7 @@ def main() -> None:
             spawn(
                 "gateway",
                 [sys.executable, "-m", "services.gateway"],
-                {**env, "BABEL_GATEWAY_PORT": str(port)},
+                {**env, "BABEL_GATEWAY_PORT": str(port), "BABEL_GATEWAY_SERVICES": "tasks"},
                 workdir,
             )
         )

@@ -49,7 +49,12 @@ class CollectionManager:
         return self._data_dir / "indexes" / f"{collection.id}.faiss"
 
     def _new_index(self, dim: int) -> VectorIndex:
-        return VectorIndex(dim, self._settings.exact_max_chunks, self._settings.ivf_nprobe_fraction)
+        return VectorIndex(
+            dim,
+            self._settings.exact_max_chunks,
+            self._settings.ivf_nprobe_fraction,
+            self._settings.ivf_min_scanned,
+        )
 
     # ------------------------------------------------------------------ lifecycle
     def recover(self) -> None:

@@ -17,10 +17,13 @@ import numpy as np
 
 
 class VectorIndex:
-    def __init__(self, dim: int, exact_max: int, nprobe_fraction: float) -> None:
+    def __init__(
+        self, dim: int, exact_max: int, nprobe_fraction: float, min_scanned: int = 0
+    ) -> None:
         self.dim = dim
         self._exact_max = exact_max
         self._nprobe_fraction = nprobe_fraction
+        self._min_scanned = min_scanned
         self._index: Any = self._flat()
         self.kind = "flat"
         self.generation = 0
@@ -34,8 +37,15 @@ class VectorIndex:
 
     @property
     def nprobe(self) -> int:
+        """Lists probed per query: a share of the lists, and enough lists to scan at least
+        ``min_scanned`` vectors (small IVF indexes have short lists and need a larger share;
+        measured in bench/retrieval_speed.py)."""
         nlist = int(getattr(self._index, "nlist", 1))
-        return max(8, math.ceil(nlist * self._nprobe_fraction))
+        per_list = max(self.ntotal / nlist, 1.0)
+        wanted = max(
+            8, math.ceil(nlist * self._nprobe_fraction), math.ceil(self._min_scanned / per_list)
+        )
+        return min(nlist, wanted)
 
     def rebuild(self, ids: np.ndarray, vectors: np.ndarray, generation: int) -> None:
         """Build from scratch: exact when small, IVF (trained on these vectors) when large."""
