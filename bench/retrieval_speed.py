@@ -18,7 +18,10 @@
       ``BABEL_RETRIEVAL_EXACT_MAX_CHUNKS=--exact-max-chunks`` (so it moves to IVF), then
       dense searches by one client; recall@10 against exact search over the in-process
       vectors of the same texts. The service is restarted (same data) for each
-      ``--nprobe-fractions`` value (``BABEL_RETRIEVAL_IVF_NPROBE_FRACTION``).
+      ``--nprobe-fractions`` value (``BABEL_RETRIEVAL_IVF_NPROBE_FRACTION``) with no scan
+      floor (``BABEL_RETRIEVAL_IVF_MIN_SCANNED=0``), then once with the first fraction and
+      ``--min-scanned`` (default: the service's own setting); in-process IVF rows use the
+      same ``VectorIndex`` nprobe rule with both floors.
 
     .venv/bin/python bench/retrieval_speed.py [--sizes 10000,100000] [--clients 32]
         [--nprobe-fractions 0.0625,0.125,0.1875,0.25] [--json out.json]
@@ -60,7 +63,9 @@ from bench.stack import (
     real_sentences,
     running_stack,
 )
+from services.retrieval.settings import RetrievalSettings
 from services.retrieval.vectors import VectorIndex
+from shared.settings import load_settings
 
 K = 10
 AIM_RATIO, AIM_RECALL = 0.8, 0.95
@@ -80,6 +85,7 @@ class Row:
     recall: float
     fraction: float | None = None
     real_share: float | None = None
+    min_scanned: int = 0
     """Share of the exact top-10 that are real vectors (sizes past ``--real``)."""
 
 
@@ -174,6 +180,7 @@ def in_process_layer(
     fractions: Sequence[float],
     scratch: Path,
     real_n: int,
+    min_scanned_values: Sequence[int],
 ) -> list[Row]:
     dim = vectors.shape[1]
     ids = np.arange(len(vectors), dtype=np.int64)
@@ -192,19 +199,27 @@ def in_process_layer(
     print(f"  {size:,}: IVF built (trained) in {time.perf_counter() - started:.1f} s", flush=True)
     path = scratch / f"ivf-{size}.faiss"
     ivf.save(path)
-    for fraction in fractions:  # what a service restart with this setting would load
-        index = VectorIndex(dim, exact_max=0, nprobe_fraction=fraction)
-        if not index.load(path) or index.kind != "ivf":
-            raise RuntimeError(f"could not load the IVF snapshot {path}")
-        found, samples = time_index(index, queries)
-        p50, p99 = percentiles(samples)
-        loaded: Any = faiss.read_index(str(path))
-        nlist = int(loaded.nlist)
-        rows.append(
-            Row(size, label, "in-process", "ivf", nlist, index.nprobe, p50, p99,
-                recall_at_k(found, truth), fraction)
-        )  # fmt: skip
+    loaded: Any = faiss.read_index(str(path))
+    nlist = int(loaded.nlist)
+    for min_scanned in min_scanned_values:
+        for fraction in fractions:  # what a service restart with these settings would load
+            index = load_ivf(path, fraction, min_scanned)
+            found, samples = time_index(index, queries)
+            p50, p99 = percentiles(samples)
+            rows.append(
+                Row(size, label, "in-process", "ivf", nlist, index.nprobe, p50, p99,
+                    recall_at_k(found, truth), fraction, None, min_scanned)
+            )  # fmt: skip
     return rows
+
+
+def load_ivf(path: Path, fraction: float, min_scanned: int) -> VectorIndex:
+    """An IVF snapshot as the service loads it with these settings (its ``nprobe`` rule)."""
+    loaded: Any = faiss.read_index(str(path))
+    index = VectorIndex(loaded.d, 0, fraction, min_scanned)
+    if not index.load(path) or index.kind != "ivf":
+        raise RuntimeError(f"could not load the IVF snapshot {path}")
+    return index
 
 
 # ---------------------------------------------------------------------------- service
@@ -243,7 +258,9 @@ async def service_ingest(
         seconds = time.perf_counter() - started
         if chunks != len(texts):
             print(f"  WARNING: {chunks} chunks for {len(texts)} texts", flush=True)
-        return seconds, await api.describe(name)
+        if api.retried:
+            print(f"  {api.retried} ingest requests retried; first error: {api.errors[0]}")
+        return seconds, {**await api.describe(name), "retried": api.retried}
 
 
 async def service_search(
@@ -263,25 +280,23 @@ async def service_search(
         return found, samples
 
 
-def service_nlists(state: Path) -> list[int]:
-    """nlist of each collection's index snapshot (0: flat), by collection id, read from the
+def service_snapshots(state: Path) -> list[Path]:
+    """Each collection's index snapshot, by collection id (creation order), read from the
     service's data folder after it stopped (the HTTP API reports only the index type)."""
-    nlists = []
     paths = (state / "data" / "retrieval" / "indexes").glob("*.faiss")
-    for path in sorted(paths, key=lambda p: int(p.stem) if p.stem.isdigit() else 0):
-        try:
-            ivf: Any = faiss.extract_index_ivf(faiss.read_index(str(path)))
-            nlists.append(int(ivf.nlist))
-        except RuntimeError:  # not an IVF index
-            nlists.append(0)
-    return nlists
+    return sorted(paths, key=lambda p: int(p.stem) if p.stem.isdigit() else 0)
 
 
 def in_process_pipeline(
-    encoder: Encoder, vectors: np.ndarray, queries: Sequence[str], fraction: float, exact_max: int
+    encoder: Encoder,
+    vectors: np.ndarray,
+    queries: Sequence[str],
+    fraction: float,
+    exact_max: int,
+    min_scanned: int,
 ) -> tuple[float, float]:
     """What a dense search costs without the pipeline: encode one query, search the index."""
-    index = VectorIndex(vectors.shape[1], exact_max=exact_max, nprobe_fraction=fraction)
+    index = VectorIndex(vectors.shape[1], exact_max, fraction, min_scanned)
     index.rebuild(np.arange(len(vectors), dtype=np.int64), vectors, generation=1)
     for q in queries[:20]:  # warm-up
         index.search(encoder.encode([q], "query: ", batch_size=1), K)
@@ -306,16 +321,21 @@ def run_service(
     queries: Sequence[str],
     rows: list[Row],
 ) -> dict[str, Any]:
-    """(a) through the gateway, then (b) for ``api_sizes``: one stack per nprobe fraction,
+    """(a) through the gateway, then (b) for ``api_sizes``: one stack per IVF setting
+    (each fraction with no scan floor, then the first fraction with ``min_scanned``),
     restarted on the same data folder (the index snapshot is loaded, not rebuilt)."""
     state = Path(tempfile.mkdtemp(prefix="babel-bench-speed-"))
     service: dict[str, Any] = {}
+    settings = [(f, 0) for f in fractions]
+    if args.min_scanned:
+        settings.append((fractions[0], args.min_scanned))
     ok = False
     try:
-        for n, fraction in enumerate(fractions):
+        for n, (fraction, min_scanned) in enumerate(settings):
             env = {
                 "BABEL_RETRIEVAL_EXACT_MAX_CHUNKS": str(args.exact_max_chunks),
                 "BABEL_RETRIEVAL_IVF_NPROBE_FRACTION": str(fraction),
+                "BABEL_RETRIEVAL_IVF_MIN_SCANNED": str(min_scanned),
             }
             print(f"\nservice with {env} ...", flush=True)
             with running_stack(env, state_dir=state) as stack:
@@ -352,11 +372,22 @@ def run_service(
                     p50, p99 = percentiles(samples)
                     kind = str(service[f"ingest {size}"]["index_type"]).removeprefix("faiss-")
                     row = Row(size, "real", "service HTTP dense (embeds query)", kind,
-                              0, 0, p50, p99, recall_at_k(found, truth), fraction)  # fmt: skip
+                              0, 0, p50, p99, recall_at_k(found, truth), fraction, None,
+                              min_scanned)  # fmt: skip
                     rows.append(row)
                     print(f"  {size:,}: p50 {p50:.1f} ms, recall@10 {row.recall:.3f}", flush=True)
             if n == 0:  # the IVF the service built (trained when it crossed the threshold)
-                service["nlist"] = service_nlists(state)
+                snapshots = dict(zip(api_sizes, service_snapshots(state), strict=False))
+                for size, path in snapshots.items():
+                    if str(service[f"ingest {size}"]["index_type"]) == "faiss-ivf":
+                        service[f"ingest {size}"]["nlist"] = int(
+                            faiss.extract_index_ivf(faiss.read_index(str(path))).nlist
+                        )
+        for row in rows:  # the lists each service setting probed, by the service's own rule
+            if row.path.startswith("service") and row.index == "ivf":
+                ivf = load_ivf(snapshots[row.size], row.fraction or 0.0, row.min_scanned)
+                row.nprobe = ivf.nprobe
+                row.nlist = int(service[f"ingest {row.size}"]["nlist"])
         ok = True
     finally:
         if ok:
@@ -373,7 +404,7 @@ def print_rows(rows: Sequence[Row], pipeline: dict[int, tuple[float, float]]) ->
     no Redis, no batcher)."""
     print(
         f"{'chunks':>8}  {'vectors':<26}{'path':<34}{'index':<6}{'nlist':>6}{'nprobe':>7}"
-        f"{'frac':>8}{'p50 ms':>9}{'p99 ms':>9}{'recall@10':>11}{'p50 ratio':>11}"
+        f"{'frac':>8}{'minscan':>8}{'p50 ms':>9}{'p99 ms':>9}{'recall@10':>11}{'p50 ratio':>11}"
     )
     flats = {r.size: r for r in rows if r.index == "flat" and r.path == "in-process"}
     for r in rows:
@@ -385,7 +416,8 @@ def print_rows(rows: Sequence[Row], pipeline: dict[int, tuple[float, float]]) ->
         aim = "" if r.recall >= AIM_RECALL else f"  < {AIM_RECALL}"
         print(
             f"{r.size:>8,}  {r.vectors:<26}{r.path:<34}{r.index:<6}{r.nlist or '-':>6}"
-            f"{r.nprobe or '-':>7}{frac}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}{r.recall:>11.3f}"
+            f"{r.nprobe or '-':>7}{frac}{r.min_scanned if r.index == 'ivf' else '-':>8}"
+            f"{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}{r.recall:>11.3f}"
             f"{ratio}{aim}"
         )
 
@@ -400,6 +432,12 @@ def main() -> None:
     parser.add_argument("--api-max", type=int, default=10_000, help="largest size via the API")
     parser.add_argument("--exact-max-chunks", type=int, default=5000, help="service setting")
     parser.add_argument("--nprobe-fractions", default="0.0625,0.125,0.1875,0.25")
+    parser.add_argument(
+        "--min-scanned",
+        type=int,
+        default=load_settings(RetrievalSettings, os.environ).ivf_min_scanned,
+        help="the service's BABEL_RETRIEVAL_IVF_MIN_SCANNED to test besides 0 (default: its own)",
+    )
     parser.add_argument("--noise-cos", type=float, help="cosine of a noisy copy to its source")
     parser.add_argument("--ingest-batch", type=int, default=64, help="texts per request")
     parser.add_argument(
@@ -463,11 +501,12 @@ def main() -> None:
             )
             truth = exact_truth(vectors, query_vectors)
             rows += in_process_layer(
-                size, label, vectors, query_vectors, truth, fractions, Path(scratch), real_n
-            )
+                size, label, vectors, query_vectors, truth, fractions, Path(scratch), real_n,
+                sorted({0, args.min_scanned}),
+            )  # fmt: skip
     pipeline = {
         size: in_process_pipeline(
-            encoder, corpus[:size], queries, fractions[0], args.exact_max_chunks
+            encoder, corpus[:size], queries, fractions[0], args.exact_max_chunks, args.min_scanned
         )
         for size in api_sizes
     }
@@ -484,11 +523,6 @@ def main() -> None:
         encoder.encode(sentences, "query: ")
         local_after = len(sentences) / (time.perf_counter() - started)
     local_mean = (local_rate + local_after) / 2
-    nlists = dict(zip(api_sizes, service.get("nlist", []), strict=False))  # created in order
-    for row in rows:
-        if row.path.startswith("service") and row.index == "ivf" and nlists.get(row.size):
-            row.nlist = nlists[row.size]
-            row.nprobe = max(8, math.ceil(row.nlist * (row.fraction or 0)))
 
     # ---- report
     if "embeddings" in service:
@@ -547,23 +581,27 @@ def main() -> None:
             f"in-process encode 1 query (batch 1) + IVF search of {size:,}:"
             f" p50 {p50:.1f} ms, p99 {p99:.1f} ms (the service rows' p50 ratio is against this)"
         )
-    print("\nsmallest nprobe fraction reaching recall@10 >= 0.95:")
+    print(f"\nsmallest nprobe fraction reaching recall@10 >= {AIM_RECALL} (of those tried):")
     for size in sizes:
         for path in ("in-process", "service"):
-            ok_rows = [
-                r
-                for r in rows
-                if r.size == size and r.path.startswith(path) and r.index == "ivf"
-                and r.recall >= AIM_RECALL
-            ]  # fmt: skip
-            if any(r.size == size and r.path.startswith(path) for r in rows):
-                best = min(ok_rows, key=lambda r: r.fraction or 0.0, default=None)
+            for min_scanned in sorted({r.min_scanned for r in rows if r.index == "ivf"}):
+                tried = [
+                    r
+                    for r in rows
+                    if r.size == size and r.path.startswith(path) and r.index == "ivf"
+                    and r.min_scanned == min_scanned
+                ]  # fmt: skip
+                if not tried:
+                    continue
+                good = [r for r in tried if r.recall >= AIM_RECALL]
+                best = min(good, key=lambda r: r.fraction or 0.0, default=None)
                 print(
-                    f"  {size:>8,} {path:<11}"
+                    f"  {size:>8,} {path:<11} min_scanned {min_scanned:<5}"
                     + (
-                        f"{best.fraction:g} (nprobe {best.nprobe} of {best.nlist})"
+                        f" fraction {best.fraction:g}: nprobe {best.nprobe} of {best.nlist},"
+                        f" recall@10 {best.recall:.3f}, p50 {best.p50_ms:.2f} ms"
                         if best
-                        else "none of the fractions tried"
+                        else f" none of {[r.fraction for r in tried]}"
                     )
                 )
     wall = time.perf_counter() - began

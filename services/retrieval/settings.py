@@ -31,7 +31,7 @@ class RetrievalSettings(BaseSettings, frozen=True, kw_only=True):
     max_k: int = 200
     exact_max_chunks: int = 20_000
     """Past this many chunks a collection moves from exact search to an IVF index."""
-    ivf_nprobe_fraction: float = 0.0625
+    ivf_nprobe_fraction: float = 0.125
     ivf_min_scanned: int = 4_000
     """IVF probes enough lists to scan at least this many vectors per query."""
     hybrid_candidates: int = 100
