@@ -8,8 +8,8 @@ import random
 import pytest
 
 from services.retrieval.text.chunking import Chunk, chunk_text
-from services.retrieval.text.sentences import sentence_spans
 from shared.errors import BabelError, ErrorCode
+from shared.text.sentences import sentence_spans
 
 HANDCRAFTED = [
     "Dr. Smith paid $3.50 for the book. He left at 5 p.m. and said: “That’s it!” Then he "

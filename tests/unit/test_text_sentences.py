@@ -7,7 +7,7 @@ import unicodedata
 
 import pytest
 
-from services.retrieval.text.sentences import sentence_spans, split_long
+from shared.text.sentences import sentence_spans, split_long
 
 
 def sentences(text: str, max_chars: int | None = None) -> list[str]:

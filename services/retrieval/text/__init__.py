@@ -8,6 +8,6 @@ from services.retrieval.text.chunking import Chunk, chunk_text
 from services.retrieval.text.extract import extract_text
 from services.retrieval.text.fusion import rrf
 from services.retrieval.text.lexical import fts_query, tokenize
-from services.retrieval.text.sentences import sentence_spans
+from shared.text.sentences import sentence_spans
 
 __all__ = ["Chunk", "chunk_text", "extract_text", "fts_query", "rrf", "sentence_spans", "tokenize"]

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import msgspec
 
-from services.retrieval.text.sentences import Span, sentence_spans
 from shared.errors import BabelError, ErrorCode
+from shared.text.sentences import Span, sentence_spans
 
 
 class Chunk(msgspec.Struct, frozen=True):
