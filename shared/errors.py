@@ -15,6 +15,8 @@ import msgspec
 class ErrorCode(enum.StrEnum):
     INVALID_JSON = "invalid_json"
     INVALID_ARGUMENT = "invalid_argument"
+    CONTEXT_LENGTH_EXCEEDED = "context_length_exceeded"
+    INVALID_SCHEMA = "invalid_schema"
     NOT_FOUND = "not_found"
     METHOD_NOT_ALLOWED = "method_not_allowed"
     CONFLICT = "conflict"

@@ -14,6 +14,7 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 
 from services.gateway import __version__
 from services.gateway.caller import ServiceCaller
+from services.gateway.controllers.chat import ChatController
 from services.gateway.controllers.collections import CollectionsController
 from services.gateway.controllers.embeddings import EmbeddingsController
 from services.gateway.controllers.health import HealthController
@@ -69,6 +70,7 @@ def create_app(gateway: GatewaySettings, redis_settings: RedisSettings) -> Lites
             ServicesController,
             CollectionsController,
             EmbeddingsController,
+            ChatController,
         ],
         dependencies=dependencies,
         exception_handlers=exception_handlers(),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 from services.gateway.monitor import ServiceMonitor
 from services.gateway.observability import current_request_id
 from services.gateway.settings import GatewaySettings
@@ -38,3 +40,14 @@ class ServiceCaller:
                     retry_after_s=float(self._settings.retry_after_s),
                 ) from exc
             raise
+
+    async def stream(
+        self, method: Method[Req, Resp], request: Req, *, timeout_s: float | None = None
+    ) -> AsyncIterator[Resp]:
+        """Chunks of a streaming method; closing or cancelling the iterator stops the worker."""
+        self._monitor.admit(method.service)
+        trace = TraceContext(request_id=current_request_id() or "")
+        async for chunk in self._rpc.stream(
+            method, request, timeout_s=timeout_s or self._settings.request_timeout_s, trace=trace
+        ):
+            yield chunk

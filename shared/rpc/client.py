@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -174,6 +175,13 @@ class RpcClient:
                             finished = True
                             return
         finally:
-            if not finished:
-                await self._redis.set(self._keys.cancel(envelope.id), b"1", ex=self._reply_ttl_s)
-            await self._redis.delete(stream_key)
+            # Shielded: a caller cancelled by its HTTP client (anyio re-cancels every await in
+            # a cancelled scope) must still tell the worker to stop and drop the reply stream.
+            await asyncio.shield(self._abandon(envelope.id, stream_key, cancel=not finished))
+
+    async def _abandon(self, request_id: str, stream_key: str, *, cancel: bool) -> None:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            if cancel:
+                pipe.set(self._keys.cancel(request_id), b"1", ex=self._reply_ttl_s)
+            pipe.delete(stream_key)
+            await pipe.execute()

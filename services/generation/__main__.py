@@ -1,0 +1,67 @@
+"""``python -m services.generation``: run one generation worker (one vLLM engine) until SIGTERM.
+
+vLLM starts its engine in spawned processes, which re-import this module: everything
+runs under the ``__main__`` guard.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from services.generation import __version__
+from services.generation.engine import LlmEngine
+from services.generation.handlers import GenerationHandlers
+from services.generation.settings import GenerationSettings
+from shared.errors import BabelError, ErrorCode
+from shared.models.cache import ModelCacheSettings
+from shared.rpc.handlers import HandlerRegistry
+from shared.rpc.runner import ServiceParts, run_service
+from shared.rpc.worker import ServiceIdentity
+from shared.settings import load_settings
+
+SERVICE = "generation"
+
+
+def resolve_llm_path(model: str, cache_dir: Path) -> str:
+    """A name prepared in the model cache, a local folder, or a hub id (offline HF cache)."""
+    prepared = cache_dir / model
+    if prepared.is_dir():
+        return str(prepared)
+    local = Path(model).expanduser()
+    if local.is_dir():
+        return str(local)
+    if "/" in model and not model.startswith((".", "/", "~")):
+        return model
+    raise BabelError(
+        ErrorCode.UNAVAILABLE,
+        f"model {model!r} is neither in the model cache {cache_dir} nor a folder; "
+        "run 'babelstack models prepare' or set BABEL_GENERATION_MODEL",
+    )
+
+
+def served_name(settings: GenerationSettings) -> str:
+    return settings.served_name or Path(settings.model.rstrip("/")).name
+
+
+def build(environ: Mapping[str, str]) -> ServiceParts:
+    settings = load_settings(GenerationSettings, environ)
+    cache = load_settings(ModelCacheSettings, environ)
+    path = resolve_llm_path(settings.model, Path(cache.dir).expanduser())
+    engine = LlmEngine(settings, path, served_name(settings))
+    registry = HandlerRegistry(SERVICE)
+    GenerationHandlers(engine, settings).register(registry)
+    return ServiceParts(registry=registry, warm_up=engine.start, close=engine.close)
+
+
+def main() -> None:
+    settings = load_settings(GenerationSettings, os.environ)
+    identity = ServiceIdentity(
+        service=SERVICE, version=__version__, models=(served_name(settings),)
+    )
+    run_service(identity, build, os.environ)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,36 @@
+"""Settings of the generation service (prefix ``BABEL_GENERATION_``)."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from shared.settings import BaseSettings
+
+
+class GenerationSettings(BaseSettings, frozen=True, kw_only=True):
+    env_prefix: ClassVar[str] = "BABEL_GENERATION_"
+    model: str = "Qwen2.5-Coder-1.5B-Instruct"
+    """A name prepared in the model cache (``babelstack models prepare``), a local
+    Hugging Face folder, or a hub id already in the HF cache."""
+    served_name: str | None = None
+    """The model id clients use; None: the model's folder name."""
+    max_model_len: int = 4_096
+    """Context window the engine reserves per request (prompt + output)."""
+    dtype: Literal["auto", "half", "float16", "bfloat16", "float", "float32"] = "bfloat16"
+    kv_cache_gib: int = 1
+    """CPU only: KV-cache size in GiB (``VLLM_CPU_KVCACHE_SPACE``)."""
+    gpu_memory_utilization: float = 0.85
+    enforce_eager: bool = True
+    """Skip graph capture/compilation (saves about a minute of start-up on CPU)."""
+    max_num_seqs: int = 64
+    """Sequences the engine batches at once (continuous batching)."""
+    seed: int = 0
+    max_prompt_chars: int = 200_000
+    rag_search_mode: Literal["dense", "hybrid"] = "dense"
+    rag_min_score: float = 0.80
+    """Dense cosine below which a passage is not relevant enough to answer from."""
+    rag_max_passage_tokens: int = 400
+    """Each passage is cut to this many tokens before it goes into the prompt."""
+    rag_answer_tokens: int = 256
+    """Tokens kept free for the answer when passages are fitted into the context."""
+    rag_timeout_s: float = 30.0
