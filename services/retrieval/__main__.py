@@ -10,18 +10,18 @@ from pathlib import Path
 
 from services.retrieval import __version__
 from services.retrieval.collections import CollectionManager
-from services.retrieval.embedder import (
-    BatchingEmbedder,
-    SentenceTransformerEmbedder,
-    default_prefixes,
-    resolve_model_path,
-)
 from services.retrieval.handlers import RetrievalHandlers
 from services.retrieval.ingest import Ingestor
 from services.retrieval.search import Searcher
 from services.retrieval.settings import RetrievalSettings
 from shared.langid import build_identifier
 from shared.models.cache import ModelCacheSettings
+from shared.models.embedder import (
+    BatchingEmbedder,
+    SentenceTransformerEmbedder,
+    default_prefixes,
+    resolve_model_path,
+)
 from shared.rpc.handlers import HandlerRegistry
 from shared.rpc.runner import ServiceParts, run_service
 from shared.rpc.worker import ServiceIdentity

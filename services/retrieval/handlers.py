@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 
 from services.retrieval.collections import CollectionManager
-from services.retrieval.embedder import BatchingEmbedder
 from services.retrieval.ingest import Ingestor
 from services.retrieval.search import Searcher
 from services.retrieval.settings import RetrievalSettings
@@ -38,6 +37,7 @@ from shared.messages.retrieval import (
     SearchReply,
     SearchRequest,
 )
+from shared.models.embedder import BatchingEmbedder
 from shared.rpc.handlers import HandlerRegistry, RequestContext
 
 MAX_EMBED_INPUTS = 2_048

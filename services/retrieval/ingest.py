@@ -9,7 +9,6 @@ from collections.abc import Sequence
 import numpy as np
 
 from services.retrieval.collections import CollectionManager
-from services.retrieval.embedder import BatchingEmbedder
 from services.retrieval.settings import RetrievalSettings
 from services.retrieval.store import Collection, NewChunk, NewDocument
 from services.retrieval.text.chunking import chunk_text
@@ -17,6 +16,7 @@ from services.retrieval.text.lexical import tokenize
 from shared.errors import BabelError, ErrorCode
 from shared.langid import LanguageIdentifier
 from shared.messages.retrieval import Chunking, DocumentIn, IngestReply
+from shared.models.embedder import BatchingEmbedder
 
 MAX_ID_CHARS = 256
 

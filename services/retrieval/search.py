@@ -13,7 +13,6 @@ from collections.abc import Sequence
 import numpy as np
 
 from services.retrieval.collections import CollectionManager
-from services.retrieval.embedder import BatchingEmbedder
 from services.retrieval.filters import SqlFilter, build_filter
 from services.retrieval.ingest import check_model
 from services.retrieval.settings import RetrievalSettings
@@ -24,6 +23,7 @@ from services.retrieval.text.stopwords import without_stopwords
 from shared.errors import BabelError, ErrorCode
 from shared.langid import LanguageIdentifier
 from shared.messages.retrieval import Hit, SearchReply, SearchRequest
+from shared.models.embedder import BatchingEmbedder
 
 
 class Searcher:

@@ -31,8 +31,11 @@ def default_prefixes(model_name: str) -> tuple[str, str]:
     return ("query: ", "passage: ") if "e5" in model_name.lower() else ("", "")
 
 
-def resolve_model_path(model: str, cache_dir: Path) -> str:
-    """A prepared name in the model cache, a local folder, or a hub id (offline cache)."""
+def resolve_model_path(model: str, cache_dir: Path, setting: str = "BABEL_RETRIEVAL_MODEL") -> str:
+    """A prepared name in the model cache, a local folder, or a hub id (offline cache).
+
+    ``setting`` names the variable that configures the model, for the error message.
+    """
     prepared = cache_dir / model
     if prepared.is_dir():
         return str(prepared)
@@ -43,7 +46,7 @@ def resolve_model_path(model: str, cache_dir: Path) -> str:
     raise BabelError(
         ErrorCode.UNAVAILABLE,
         f"embedding model {model!r} is not in the model cache {cache_dir}; "
-        "run 'babelstack models prepare' or configure BABEL_RETRIEVAL_MODEL",
+        f"run 'babelstack models prepare' or configure {setting}",
     )
 
 
@@ -84,21 +87,30 @@ class SentenceTransformerEmbedder:
         self.encode(["warm up"], "query")
 
     def encode(self, texts: Sequence[str], input_type: InputType) -> tuple[np.ndarray, list[int]]:
+        """Each batch is tokenized once: the same tokens feed the model and the counts."""
         if self._model is None:
             raise RuntimeError("encode() before warm_up()")
+        import torch
+
         prefix = self._query_prefix if input_type == "query" else self._passage_prefix
-        prefixed = [prefix + text for text in texts]
-        vectors = self._model.encode(
-            prefixed,
-            batch_size=self._batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
-        limit = int(self._model.max_seq_length)
-        ids = self._model.tokenizer(prefixed, add_special_tokens=True)["input_ids"]
-        tokens = [min(len(row), limit) for row in ids]
-        return np.ascontiguousarray(vectors, dtype=np.float32), tokens
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        vectors = np.zeros((len(texts), self.dim), dtype=np.float32)
+        tokens = [0] * len(texts)
+        for start in range(0, len(order), self._batch_size):
+            rows = order[start : start + self._batch_size]
+            features = self._model.preprocess([prefix + texts[i] for i in rows])
+            counts = features["attention_mask"].sum(dim=1).tolist()
+            features = {
+                key: value.to(self._model.device) if isinstance(value, torch.Tensor) else value
+                for key, value in features.items()
+            }
+            with torch.inference_mode():
+                embedded = self._model.forward(features)["sentence_embedding"]
+                embedded = torch.nn.functional.normalize(embedded.float(), p=2, dim=1)
+            vectors[rows] = embedded.cpu().numpy()
+            for i, count in zip(rows, counts, strict=True):
+                tokens[i] = int(count)
+        return vectors, tokens
 
 
 @dataclass
