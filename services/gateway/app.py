@@ -19,7 +19,9 @@ from services.gateway.controllers.collections import CollectionsController
 from services.gateway.controllers.embeddings import EmbeddingsController
 from services.gateway.controllers.health import HealthController
 from services.gateway.controllers.languages import LanguageController
+from services.gateway.controllers.libretranslate import LibreTranslateController
 from services.gateway.controllers.services import ServicesController
+from services.gateway.controllers.translate import TranslateController
 from services.gateway.limits import BodyLimit
 from services.gateway.monitor import ServiceMonitor
 from services.gateway.observability import GatewayMetrics, RequestObserver
@@ -70,6 +72,8 @@ def create_app(gateway: GatewaySettings, redis_settings: RedisSettings) -> Lites
             ServicesController,
             CollectionsController,
             EmbeddingsController,
+            TranslateController,
+            LibreTranslateController,
             ChatController,
         ],
         dependencies=dependencies,

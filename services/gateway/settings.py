@@ -26,5 +26,7 @@ class GatewaySettings(BaseSettings, frozen=True, kw_only=True):
     max_upload_bytes: int = 25 * 1_048_576
     """Size limit of file uploads (``/v1/collections/{name}/files``)."""
     ingest_timeout_s: float = 900.0
+    translate_timeout_s: float = 300.0
+    """Translation by an LLM takes seconds a sentence: its requests may wait this long."""
     generation_timeout_s: float = 600.0
     """Chat, completions and RAG answers (a long answer on a CPU takes minutes)."""

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from services.tasks import __version__
 from services.tasks.handlers import LanguageHandlers
 from services.tasks.settings import TasksSettings
+from services.tasks.translation.service import build_translation, translation_models
 from shared.langid import build_identifier
 from shared.rpc.handlers import HandlerRegistry
 from shared.rpc.runner import ServiceParts, run_service
@@ -23,11 +24,14 @@ def build(environ: Mapping[str, str]) -> ServiceParts:
     identifier = build_identifier(settings.langid_backend, settings.langid_max_chars)
     registry = HandlerRegistry(SERVICE)
     LanguageHandlers(identifier, settings).register(registry)
+    translation = build_translation(environ, identifier)
+    translation.register(registry)
 
     async def warm_up() -> None:
         await asyncio.to_thread(identifier.warm_up)
+        await translation.warm_up()
 
-    return ServiceParts(registry=registry, warm_up=warm_up)
+    return ServiceParts(registry=registry, warm_up=warm_up, close=translation.close)
 
 
 def main() -> None:
@@ -35,7 +39,7 @@ def main() -> None:
     identity = ServiceIdentity(
         service=SERVICE,
         version=__version__,
-        models=(build_identifier(settings.langid_backend, 0).name,),
+        models=(build_identifier(settings.langid_backend, 0).name, *translation_models(os.environ)),
     )
     run_service(identity, build, os.environ)
 
