@@ -20,6 +20,7 @@ from services.gateway.controllers.embeddings import EmbeddingsController
 from services.gateway.controllers.health import HealthController
 from services.gateway.controllers.languages import LanguageController
 from services.gateway.controllers.libretranslate import LibreTranslateController
+from services.gateway.controllers.rag import RagController
 from services.gateway.controllers.services import ServicesController
 from services.gateway.controllers.translate import TranslateController
 from services.gateway.limits import BodyLimit
@@ -75,6 +76,7 @@ def create_app(gateway: GatewaySettings, redis_settings: RedisSettings) -> Lites
             TranslateController,
             LibreTranslateController,
             ChatController,
+            RagController,
         ],
         dependencies=dependencies,
         exception_handlers=exception_handlers(),

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
+from litestar.response import Stream
 
 from shared.errors import BabelError
 
@@ -27,3 +29,15 @@ def sse_error(error: BabelError) -> bytes:
 
 def sse_done() -> bytes:
     return b"data: [DONE]\n\n"
+
+
+class EventStream(Stream):
+    """A ``text/event-stream`` response; its media type wins over the route's (JSON), which
+    Litestar would otherwise apply to a handler that returns a body or a stream."""
+
+    def __init__(self, events: AsyncIterator[bytes]) -> None:
+        super().__init__(events, media_type="text/event-stream", headers=SSE_HEADERS)
+
+    def to_asgi_response(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs["media_type"] = self.media_type
+        return super().to_asgi_response(*args, **kwargs)

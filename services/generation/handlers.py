@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from services.generation.engine import LlmEngine
+from services.generation.rag import RagPipeline
 from services.generation.sampling import check_sampling
 from services.generation.settings import GenerationSettings
 from shared.errors import BabelError, ErrorCode
@@ -13,6 +14,8 @@ from shared.messages.generation import (
     GENERATE,
     GENERATE_STREAM,
     MODELS,
+    RAG_ANSWER,
+    RAG_STREAM,
     Choice,
     EngineStats,
     EngineStatsRequest,
@@ -23,6 +26,9 @@ from shared.messages.generation import (
     ModelCard,
     ModelsRequest,
     ModelsResponse,
+    RagChunk,
+    RagRequest,
+    RagResponse,
     Usage,
 )
 from shared.rpc.handlers import HandlerRegistry, RequestContext
@@ -138,3 +144,19 @@ class GenerationHandlers:
             model=self._engine.served_name,
             unfinished_requests=self._engine.unfinished_requests(),
         )
+
+
+class RagHandlers:
+    def __init__(self, pipeline: RagPipeline) -> None:
+        self._pipeline = pipeline
+
+    def register(self, registry: HandlerRegistry) -> None:
+        registry.add_unary(RAG_ANSWER, self.answer)
+        registry.add_stream(RAG_STREAM, self.stream)
+
+    async def answer(self, request: RagRequest, context: RequestContext) -> RagResponse:
+        return await self._pipeline.answer(request, context.request_id)
+
+    async def stream(self, request: RagRequest, context: RequestContext) -> AsyncIterator[RagChunk]:
+        async for chunk in self._pipeline.stream(request, context.request_id):
+            yield chunk

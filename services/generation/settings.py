@@ -26,9 +26,15 @@ class GenerationSettings(BaseSettings, frozen=True, kw_only=True):
     """Sequences the engine batches at once (continuous batching)."""
     seed: int = 0
     max_prompt_chars: int = 200_000
-    rag_search_mode: Literal["dense", "hybrid"] = "dense"
-    rag_min_score: float = 0.80
-    """Dense cosine below which a passage is not relevant enough to answer from."""
+    rag_min_score: float = 0.79
+    """Dense cosine (question vs passage) below which a passage is not used. With
+    multilingual-e5-small on XQuAD de>en, 0.79 keeps ~88 % of the right paragraphs and
+    refuses ~80 % of questions whose answer is not in the collection."""
+    rag_attribution_min_score: float = 0.80
+    """An answer sentence the model did not cite is attributed to the passage most similar to
+    it (embedding cosine) when at least this similar."""
+    rag_max_question_chars: int = 4_000
+    rag_max_k: int = 20
     rag_max_passage_tokens: int = 400
     """Each passage is cut to this many tokens before it goes into the prompt."""
     rag_answer_tokens: int = 256

@@ -15,7 +15,6 @@ from typing import Any
 
 import msgspec
 from litestar import Controller, get, post
-from litestar.response import Stream
 
 from services.gateway.caller import ServiceCaller
 from services.gateway.openai_schemas import (
@@ -33,7 +32,7 @@ from services.gateway.openai_schemas import (
     UsageOut,
 )
 from services.gateway.settings import GatewaySettings
-from services.gateway.sse import SSE_HEADERS, sse_data, sse_done, sse_error
+from services.gateway.sse import EventStream, sse_data, sse_done, sse_error
 from shared.errors import BabelError, ErrorCode
 from shared.messages.generation import (
     GENERATE,
@@ -133,7 +132,7 @@ class ChatController(Controller):
     @post("/chat/completions", status_code=200, summary="Chat completion (OpenAI-compatible)")
     async def chat(
         self, data: ChatCompletionBody, caller: ServiceCaller, settings: GatewaySettings
-    ) -> ChatCompletion | Stream:
+    ) -> ChatCompletion | EventStream:
         request = chat_request(data)
         completion_id = f"chatcmpl-{uuid.uuid4().hex}"
         created = int(time.time())
@@ -143,10 +142,8 @@ class ChatController(Controller):
                 GENERATE_STREAM, request, timeout_s=settings.generation_timeout_s
             )
             first = await anext(aiter(chunks))
-            return Stream(
-                _chat_events(completion_id, created, data.n, include_usage, first, chunks),
-                media_type="text/event-stream",
-                headers=SSE_HEADERS,
+            return EventStream(
+                _chat_events(completion_id, created, data.n, include_usage, first, chunks)
             )
         reply = await caller.call(GENERATE, request, timeout_s=settings.generation_timeout_s)
         return ChatCompletion(
@@ -167,7 +164,7 @@ class ChatController(Controller):
     @post("/completions", status_code=200, summary="Text completion (OpenAI-compatible)")
     async def completions(
         self, data: CompletionBody, caller: ServiceCaller, settings: GatewaySettings
-    ) -> Completion | Stream:
+    ) -> Completion | EventStream:
         prompts = [data.prompt] if isinstance(data.prompt, str) else data.prompt
         if not prompts or any(not p for p in prompts):
             raise BabelError(ErrorCode.INVALID_ARGUMENT, "prompt must not be empty", field="prompt")
@@ -187,10 +184,8 @@ class ChatController(Controller):
                 GENERATE_STREAM, requests[0], timeout_s=settings.generation_timeout_s
             )
             first = await anext(aiter(chunks))
-            return Stream(
-                _completion_events(completion_id, created, include_usage, first, chunks),
-                media_type="text/event-stream",
-                headers=SSE_HEADERS,
+            return EventStream(
+                _completion_events(completion_id, created, include_usage, first, chunks)
             )
         replies: list[GenerateResponse] = await asyncio.gather(
             *(caller.call(GENERATE, r, timeout_s=settings.generation_timeout_s) for r in requests)

@@ -1,0 +1,250 @@
+"""Retrieval-augmented answers: search (any language) → numbered passages fitted into the
+context → an answer in the question's language → citations checked against the sources."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from services.generation.engine import LlmEngine
+from services.generation.prompts import no_answer, passage_block, rag_messages
+from services.generation.sampling import CheckedSampling, check_sampling
+from services.generation.settings import GenerationSettings
+from services.tasks.translation.languages import name_of as language_name
+from shared.errors import BabelError, ErrorCode
+from shared.langid import LanguageIdentifier
+from shared.messages.generation import RagChunk, RagRequest, RagResponse, Sampling, Source, Usage
+from shared.messages.retrieval import EMBED, SEARCH, EmbedRequest, Hit, SearchRequest
+from shared.rpc.client import RpcClient
+from shared.text.sentences import sentence_spans
+
+_CITATION = re.compile(r"\[(\d{1,3})\]")
+_TRUNCATED = " …"
+
+
+@dataclass(frozen=True, slots=True)
+class RagPlan:
+    language: str
+    sources: tuple[Source, ...]
+    prompt_ids: list[int] | None
+    """None when nothing relevant was found: the answer is the fixed 'I don't know'."""
+    sampling: CheckedSampling | None
+
+
+def cited_numbers(answer: str, valid: int) -> tuple[int, ...]:
+    """``[n]`` markers of ``answer`` that name one of ``valid`` sources, in first-seen order."""
+    seen: dict[int, None] = {}
+    for match in _CITATION.finditer(answer):
+        number = int(match.group(1))
+        if 1 <= number <= valid:
+            seen.setdefault(number, None)
+    return tuple(seen)
+
+
+class RagPipeline:
+    def __init__(
+        self,
+        engine: LlmEngine,
+        rpc: RpcClient,
+        identifier: LanguageIdentifier,
+        settings: GenerationSettings,
+    ) -> None:
+        self._engine = engine
+        self._rpc = rpc
+        self._identifier = identifier
+        self._settings = settings
+
+    # ------------------------------------------------------------------ plan
+    def _validate(self, request: RagRequest) -> None:
+        if not request.question.strip():
+            raise BabelError(ErrorCode.INVALID_ARGUMENT, "question is empty", field="question")
+        if len(request.question) > self._settings.rag_max_question_chars:
+            raise BabelError(
+                ErrorCode.INVALID_ARGUMENT,
+                f"question is longer than {self._settings.rag_max_question_chars} characters",
+                field="question",
+            )
+        if not 1 <= request.k <= self._settings.rag_max_k:
+            raise BabelError(
+                ErrorCode.INVALID_ARGUMENT, f"k must be 1..{self._settings.rag_max_k}", field="k"
+            )
+
+    def _fit(
+        self, hits: Sequence[Hit], language: str, question: str, answer_tokens: int
+    ) -> tuple[list[Source], list[int]]:
+        """Number the passages and keep as many as fit the context with room for the answer."""
+        name = language_name(language)
+        budget = self._engine.max_model_len - answer_tokens
+        sources: list[Source] = []
+        blocks: list[str] = []
+        ids = self._engine.encode_chat(rag_messages(name, blocks, question))
+        if len(ids) > budget:
+            raise BabelError(
+                ErrorCode.CONTEXT_LENGTH_EXCEEDED,
+                f"the question alone takes {len(ids)} tokens; the model's context is "
+                f"{self._engine.max_model_len} with {answer_tokens} kept for the answer",
+                field="question",
+            )
+        for hit in hits:
+            tokens = self._engine.encode_text(hit.text)
+            text = hit.text
+            if len(tokens) > self._settings.rag_max_passage_tokens:
+                text = self._engine.decode(tokens[: self._settings.rag_max_passage_tokens])
+                text += _TRUNCATED
+            number = len(sources) + 1
+            candidate = self._engine.encode_chat(
+                rag_messages(name, [*blocks, passage_block(number, text)], question)
+            )
+            if len(candidate) > budget:
+                break
+            blocks.append(passage_block(number, text))
+            sources.append(Source(number=number, hit=hit))
+            ids = candidate
+        return sources, ids
+
+    async def plan(self, request: RagRequest) -> RagPlan:
+        self._validate(request)
+        detected = self._identifier.identify(request.question, 1)
+        language = detected[0].language if detected else "en"
+        reply = await self._rpc.call(
+            SEARCH,
+            SearchRequest(
+                collection=request.collection,
+                query=request.question,
+                k=request.k,
+                mode="dense",
+                filter=request.filters,
+                languages=request.languages or (),
+            ),
+            timeout_s=self._settings.rag_timeout_s,
+        )
+        relevant = [hit for hit in reply.hits if hit.score >= self._settings.rag_min_score]
+        if not relevant:
+            return RagPlan(language=language, sources=(), prompt_ids=None, sampling=None)
+        wanted = request.sampling.max_tokens or self._settings.rag_answer_tokens
+        sources, ids = self._fit(relevant, language, request.question, wanted)
+        if not sources:
+            return RagPlan(language=language, sources=(), prompt_ids=None, sampling=None)
+        sampling = check_sampling(
+            _with_max_tokens(request.sampling, wanted),
+            prompt_tokens=len(ids),
+            max_model_len=self._engine.max_model_len,
+        )
+        return RagPlan(language=language, sources=tuple(sources), prompt_ids=ids, sampling=sampling)
+
+    # ------------------------------------------------------------------ citations
+    async def cite(
+        self, question: str, answer: str, sources: Sequence[Source]
+    ) -> tuple[str, tuple[int, ...]]:
+        """Citations of ``answer``: its own valid ``[n]``; else each sentence (read together
+        with the question, so that a bare "330." still means something) attributed to the most
+        similar passage. Returns the ``[n]`` markers to append and the cited numbers."""
+        own = cited_numbers(answer, len(sources))
+        if own or not sources:
+            return "", own
+        sentences = [answer[s:e] for s, e in sentence_spans(answer)]
+        sentences = [s for s in sentences if len(s.strip()) > 1]
+        if not sentences:
+            return "", ()
+        texts = tuple(f"{question} {s}" for s in sentences)
+        texts += tuple(source.hit.text for source in sources)
+        reply = await self._rpc.call(
+            EMBED,
+            EmbedRequest(texts=texts, input_type="query"),
+            timeout_s=self._settings.rag_timeout_s,
+        )
+        vectors = np.frombuffer(reply.vectors, dtype=np.float32).reshape(len(texts), reply.dim)
+        similarity = vectors[: len(sentences)] @ vectors[len(sentences) :].T
+        numbers: dict[int, None] = {}
+        for row in similarity:
+            best = int(np.argmax(row))
+            if float(row[best]) >= self._settings.rag_attribution_min_score:
+                numbers.setdefault(sources[best].number, None)
+        suffix = "".join(f" [{n}]" for n in numbers)
+        return suffix, tuple(numbers)
+
+    # ------------------------------------------------------------------ answers
+    async def answer(self, request: RagRequest, request_id: str) -> RagResponse:
+        model = self._engine.served_name
+        plan = await self.plan(request)
+        if plan.prompt_ids is None or plan.sampling is None:
+            return RagResponse(
+                model=model,
+                answer=no_answer(plan.language),
+                language=plan.language,
+                sources=(),
+                cited=(),
+                grounded=False,
+                finish_reason="stop",
+                usage=Usage(prompt_tokens=0, completion_tokens=0),
+            )
+        parts: list[str] = []
+        tokens = 0
+        finish = "stop"
+        async for delta in self._engine.stream(plan.prompt_ids, plan.sampling, request_id):
+            parts.append(delta.text)
+            tokens += delta.tokens
+            finish = delta.finish_reason or finish
+        text = "".join(parts).strip()
+        suffix, cited = await self.cite(request.question, text, plan.sources)
+        return RagResponse(
+            model=model,
+            answer=text + suffix,
+            language=plan.language,
+            sources=plan.sources,
+            cited=cited,
+            grounded=bool(cited),
+            finish_reason="length" if finish == "length" else "stop",
+            usage=Usage(prompt_tokens=len(plan.prompt_ids), completion_tokens=tokens),
+        )
+
+    async def stream(self, request: RagRequest, request_id: str) -> AsyncIterator[RagChunk]:
+        model = self._engine.served_name
+        plan = await self.plan(request)
+        if plan.prompt_ids is None or plan.sampling is None:
+            yield RagChunk(model=model, language=plan.language, sources=(), grounded=False)
+            yield RagChunk(model=model, text=no_answer(plan.language))
+            yield RagChunk(
+                model=model,
+                cited=(),
+                grounded=False,
+                finish_reason="stop",
+                usage=Usage(prompt_tokens=0, completion_tokens=0),
+            )
+            return
+        yield RagChunk(model=model, language=plan.language, sources=plan.sources, grounded=True)
+        parts: list[str] = []
+        tokens = 0
+        finish = "stop"
+        async for delta in self._engine.stream(plan.prompt_ids, plan.sampling, request_id):
+            tokens += delta.tokens
+            finish = delta.finish_reason or finish
+            if delta.text:
+                parts.append(delta.text)
+                yield RagChunk(model=model, text=delta.text)
+        suffix, cited = await self.cite(
+            request.question, "".join(parts).strip(), plan.sources
+        )
+        yield RagChunk(
+            model=model,
+            text=suffix,
+            cited=cited,
+            grounded=bool(cited),
+            finish_reason="length" if finish == "length" else "stop",
+            usage=Usage(prompt_tokens=len(plan.prompt_ids), completion_tokens=tokens),
+        )
+
+
+def _with_max_tokens(sampling: Sampling, max_tokens: int) -> Sampling:
+    return Sampling(
+        max_tokens=max_tokens,
+        temperature=sampling.temperature,
+        top_p=sampling.top_p,
+        stop=sampling.stop,
+        seed=sampling.seed,
+        n=1,
+        json_schema=None,
+    )
