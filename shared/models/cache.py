@@ -15,7 +15,7 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 import msgspec
 
@@ -23,7 +23,16 @@ from shared.settings import BaseSettings
 
 E5_SMALL = "multilingual-e5-small"
 """The default embedding model's folder name."""
+SMOLLM2_135M = "SmolLM2-135M-Instruct"
+"""The small generation model (English only): fast, for tests."""
+QWEN25_CODER_15B = "Qwen2.5-Coder-1.5B-Instruct"
+"""The default generation model (multilingual)."""
 RECORD_FILE = "babelstack.json"
+DOWNLOADS_DIR = ".downloads"
+"""Packages downloaded to prepare models from, kept under the cache so a re-run is quick."""
+FORMAT_SENTENCE_TRANSFORMERS = "sentence-transformers"
+FORMAT_CAUSAL_LM = "transformers-causal-lm"
+"""A Hugging Face causal-LM folder (safetensors + fast tokenizer) that vLLM serves."""
 
 
 class ModelCacheSettings(BaseSettings, frozen=True, kw_only=True):
@@ -35,6 +44,11 @@ class ModelCacheSettings(BaseSettings, frozen=True, kw_only=True):
     @property
     def root(self) -> Path:
         return Path(self.dir).expanduser()
+
+    @property
+    def downloads(self) -> Path:
+        """``<dir>/.downloads``: hidden, so :func:`list_cached` leaves it out."""
+        return self.root / DOWNLOADS_DIR
 
 
 class LanguageCheck(msgspec.Struct, frozen=True, kw_only=True):
@@ -60,7 +74,7 @@ class Verification(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class ModelRecord(msgspec.Struct, frozen=True, kw_only=True):
-    """The ``babelstack.json`` of a prepared model folder."""
+    """The ``babelstack.json`` of a prepared embedding (sentence-transformers) folder."""
 
     name: str
     format: str
@@ -77,13 +91,64 @@ class ModelRecord(msgspec.Struct, frozen=True, kw_only=True):
     verification: Verification
 
 
+class ChatCheck(msgspec.Struct, frozen=True, kw_only=True):
+    """One greedy chat the prepared LLM answered, and whether the answer had the words."""
+
+    prompt: str
+    expected: tuple[str, ...]
+    """Words the answer must contain (case-insensitive), all of them."""
+    answer: str
+    seconds: float
+    passed: bool
+
+
+class ChatVerification(msgspec.Struct, frozen=True, kw_only=True):
+    reference: str
+    """How the folder was run, e.g. ``transformers 5.19.0 generate (greedy, float32)``."""
+    checks: tuple[ChatCheck, ...]
+    passed: bool
+
+
+class SourcePart(msgspec.Struct, frozen=True, kw_only=True):
+    """One file read out of a downloaded wheel (a GGUF, or one part of it)."""
+
+    package: str
+    version: str
+    member: str
+    """The path inside the wheel."""
+    size_bytes: int
+
+
+class LlmRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """The ``babelstack.json`` of a prepared generation model (:data:`FORMAT_CAUSAL_LM`)."""
+
+    name: str
+    format: str
+    source_package: str
+    """The package, or the first of the packages the parts came from."""
+    source_version: str
+    source_parts: tuple[SourcePart, ...]
+    """In the order they were concatenated into the GGUF."""
+    gguf_sha256: str
+    gguf_size_bytes: int
+    prepared_at: str
+    prepare_seconds: float
+    architecture: str
+    dtype: str
+    max_position_embeddings: int
+    verification: ChatVerification
+
+
+AnyRecord = ModelRecord | LlmRecord
+
+
 class CachedModel(msgspec.Struct, frozen=True, kw_only=True):
     """One entry of the cache listing."""
 
     name: str
     path: str
     size_bytes: int
-    record: ModelRecord | None
+    record: AnyRecord | None
     """None when the folder has no readable record (not prepared by BabelStack, or broken)."""
 
     @property
@@ -98,15 +163,41 @@ def model_dir(settings: ModelCacheSettings, name: str = E5_SMALL) -> Path:
     return settings.root / name
 
 
-def read_record(folder: Path) -> ModelRecord | None:
-    """The folder's record, or None when it is missing or unreadable."""
+_R = TypeVar("_R", bound=msgspec.Struct)
+
+
+def _decode_record(folder: Path, kind: type[_R]) -> _R | None:
     try:
-        return msgspec.json.decode((folder / RECORD_FILE).read_bytes(), type=ModelRecord)
+        return msgspec.json.decode((folder / RECORD_FILE).read_bytes(), type=kind)
     except (OSError, msgspec.DecodeError, msgspec.ValidationError):
         return None
 
 
-def write_record(folder: Path, record: ModelRecord) -> None:
+def read_record(folder: Path) -> ModelRecord | None:
+    """The folder's embedding-model record, or None when it is missing or unreadable."""
+    return _decode_record(folder, ModelRecord)
+
+
+def read_llm_record(folder: Path) -> LlmRecord | None:
+    """The folder's generation-model record, or None when it is missing or unreadable."""
+    return _decode_record(folder, LlmRecord)
+
+
+class _Format(msgspec.Struct):
+    format: str
+
+
+def read_any_record(folder: Path) -> AnyRecord | None:
+    """The folder's record of either kind, chosen by its ``format``; None when unreadable."""
+    header = _decode_record(folder, _Format)
+    if header is None:
+        return None
+    if header.format == FORMAT_CAUSAL_LM:
+        return read_llm_record(folder)
+    return read_record(folder)
+
+
+def write_record(folder: Path, record: AnyRecord) -> None:
     (folder / RECORD_FILE).write_bytes(msgspec.json.format(msgspec.json.encode(record)) + b"\n")
 
 
@@ -124,7 +215,7 @@ def list_cached(settings: ModelCacheSettings) -> list[CachedModel]:
             name=entry.name,
             path=str(entry),
             size_bytes=folder_size(entry),
-            record=read_record(entry),
+            record=read_any_record(entry),
         )
         for entry in sorted(root.iterdir())
         if entry.is_dir() and not entry.name.startswith(".")
