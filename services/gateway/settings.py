@@ -11,7 +11,7 @@ class GatewaySettings(BaseSettings, frozen=True, kw_only=True):
     env_prefix: ClassVar[str] = "BABEL_GATEWAY_"
     host: str = "127.0.0.1"
     port: int = 8080
-    services: tuple[str, ...] = ("tasks", "retrieval")
+    services: tuple[str, ...] = ("tasks", "retrieval", "generation")
     """Services that must have a live worker for /readyz to be green."""
     max_body_bytes: int = 1_048_576
     request_timeout_s: float = 30.0

@@ -19,8 +19,12 @@ from services.launcher.processes import Child, spawn, stop_all
 from services.launcher.redis_server import RedisServer, start_redis
 from shared.errors import BabelError, ErrorCode
 
-SERVICE_MODULES: dict[str, str] = {"tasks": "services.tasks", "retrieval": "services.retrieval"}
-"""Every model service the launcher can run, by name (more arrive with later services)."""
+SERVICE_MODULES: dict[str, str] = {
+    "generation": "services.generation",
+    "retrieval": "services.retrieval",
+    "tasks": "services.tasks",
+}
+"""Every model service the launcher can run, by name, in start order (the slowest first)."""
 
 
 @dataclass

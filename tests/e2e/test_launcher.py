@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from services.launcher.redis_server import free_port
+from tests.support.generation import TEST_MODEL
 
 TEXTS = {
     "en": "The weather is lovely today, let us go for a walk in the park.",
@@ -47,13 +48,29 @@ class Launched:
         return pids
 
 
-@pytest.fixture
-def launched(tmp_path: Path) -> Iterator[Launched]:
+def _descendants(pid: int) -> set[int]:
+    """Every process below ``pid`` (vLLM's engine core and workers below the generation one)."""
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:
+            continue
+        for child in map(int, children):
+            found |= {child} | _descendants(child)
+    return found
+
+
+def _launch(tmp_path: Path, *services: str) -> Iterator[Launched]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
     env["BABEL_STATE_DIR"] = str(tmp_path / "state")
+    # The tiny test model keeps start-up short; `make up` serves Qwen2.5-1.5B by default.
+    env["BABEL_GENERATION_MODEL"] = TEST_MODEL
+    env["BABEL_GENERATION_MAX_MODEL_LEN"] = "2048"
+    chosen = [arg for name in services for arg in ("--service", name)]
     process = subprocess.Popen(
-        [sys.executable, "-m", "services.launcher.cli", "up", "--port", str(port)],
+        [sys.executable, "-m", "services.launcher.cli", "up", "--port", str(port), *chosen],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -62,7 +79,7 @@ def launched(tmp_path: Path) -> Iterator[Launched]:
     lines: list[str] = []
     try:
         assert process.stdout is not None
-        give_up = time.monotonic() + 120
+        give_up = time.monotonic() + 300
         for line in process.stdout:
             lines.append(line.rstrip())
             if "BabelStack is up" in line or time.monotonic() > give_up:
@@ -79,10 +96,23 @@ def launched(tmp_path: Path) -> Iterator[Launched]:
                 process.wait()
 
 
+@pytest.fixture
+def launched(tmp_path: Path) -> Iterator[Launched]:
+    """The whole stack: generation (vLLM on SmolLM2), retrieval, tasks, gateway."""
+    yield from _launch(tmp_path)
+
+
+@pytest.fixture
+def launched_without_generation(tmp_path: Path) -> Iterator[Launched]:
+    yield from _launch(tmp_path, "tasks", "retrieval")
+
+
 def test_up_serves_detect_and_stops_everything_on_ctrl_c(launched: Launched) -> None:
     pids = launched.child_pids
-    assert set(pids) >= {"redis", "tasks", "retrieval", "gateway"}, launched.lines
+    assert set(pids) >= {"redis", "generation", "tasks", "retrieval", "gateway"}, launched.lines
     assert all(_alive(pid) for pid in pids.values())
+    engine_processes = _descendants(pids["generation"])
+    assert engine_processes, "vLLM runs its engine core in processes of its own"
 
     for language, text in TEXTS.items():
         response = httpx.post(f"{launched.base_url}/v1/detect", json={"q": text}, timeout=10)
@@ -118,12 +148,21 @@ def test_up_serves_detect_and_stops_everything_on_ctrl_c(launched: Launched) -> 
     assert "ready" in status.stdout
     assert re.search(r"^tasks\s+True\s+1\b", status.stdout, re.MULTILINE), status.stdout
 
+    chat = httpx.post(
+        f"{base}/v1/chat/completions",
+        json={"messages": [{"role": "user", "content": "What is the capital of France?"}]},
+        timeout=120,
+    )
+    assert chat.status_code == 200, chat.text
+    assert "Paris" in chat.json()["choices"][0]["message"]["content"]
+
     launched.process.send_signal(signal.SIGINT)
-    assert launched.process.wait(timeout=60) == 0
+    assert launched.process.wait(timeout=90) == 0
     give_up = time.monotonic() + 10
-    while any(_alive(pid) for pid in pids.values()) and time.monotonic() < give_up:
+    everything = {**pids, **{f"engine-{pid}": pid for pid in engine_processes}}
+    while any(_alive(pid) for pid in everything.values()) and time.monotonic() < give_up:
         time.sleep(0.1)
-    assert [name for name, pid in pids.items() if _alive(pid)] == []
+    assert [name for name, pid in everything.items() if _alive(pid)] == []
 
 
 def test_status_fails_when_nothing_answers() -> None:
@@ -138,7 +177,8 @@ def test_status_fails_when_nothing_answers() -> None:
     assert "does not answer" in status.stdout
 
 
-def test_a_crashed_service_stops_the_whole_stack(launched: Launched) -> None:
+def test_a_crashed_service_stops_the_whole_stack(launched_without_generation: Launched) -> None:
+    launched = launched_without_generation
     pids = launched.child_pids
     os.kill(pids["tasks"], signal.SIGKILL)
     assert launched.process.wait(timeout=60) == 1
