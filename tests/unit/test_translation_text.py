@@ -93,6 +93,7 @@ def test_clean_translation_removes_what_small_models_add() -> None:
     assert clean_translation("Hallo Welt.", "Hello world.") == "Hallo Welt."
     assert clean_translation("Translation: Hallo Welt.", "x") == "Hallo Welt."
     assert clean_translation("German translation: Hallo", "x") == "Hallo"
+    assert clean_translation('The English translation is: "Hi, Tom."', "x") == "Hi, Tom."
     assert clean_translation("Here is the translation:\n\nHallo.", "x") == "Hallo."
     assert clean_translation("German: Hallo", "x") == "Hallo"
     assert clean_translation('"Hallo."', "Hello.") == "Hallo."

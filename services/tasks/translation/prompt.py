@@ -19,8 +19,8 @@ STOP = ("\n\n", "<|im_end|>", "<|endoftext|>")
 
 _NAMES = "|".join(re.escape(name) for name, _ in sorted(LANGUAGES.values(), reverse=True))
 _PREAMBLE = re.compile(
-    rf"(?:here(?:'s| is) (?:the |a |your )?)?(?:(?:{_NAMES}) )?(?:translation|translated text)"
-    rf"(?: (?:in|to|into) (?:{_NAMES}))?\s*[:：]\s*|(?:{_NAMES})\s*[:：]\s*",
+    rf"(?:here(?:'s| is) )?(?:the |a |your )?(?:(?:{_NAMES}) )?(?:translation|translated text)"
+    rf"(?: (?:in|to|into) (?:{_NAMES}))?(?: is)?\s*[:：]\s*|(?:{_NAMES})\s*[:：]\s*",
     re.IGNORECASE,
 )
 _QUOTES = {'"': '"', "“": "”", "„": "“", "«": "»", "「": "」", "『": "』", "'": "'"}
