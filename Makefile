@@ -24,12 +24,14 @@ $(BIN)/.installed: pyproject.toml
 install: $(BIN)/.installed ## Create .venv and install the project with the stack and dev extras
 
 .PHONY: models
-models: install ## Prepare the models the tests need (e5, SmolLM2) offline into BABEL_MODELS_DIR
+models: install ## Prepare the models the tests need (e5, SmolLM2) offline into BABEL_MODELS_DIR; train the sentiment head
 	$(BIN)/babelstack models prepare --only multilingual-e5-small --only SmolLM2-135M-Instruct
+	$(BIN)/babelstack train sentiment
 
 .PHONY: models-all
 models-all: install ## Prepare every default model (also Qwen2.5-Coder-1.5B: 1.1 GB download)
 	$(BIN)/babelstack models prepare
+	$(BIN)/babelstack train sentiment
 
 .PHONY: up
 up: models-all ## Set up and run the whole embedded stack (Redis, services, gateway); Ctrl-C stops it

@@ -15,12 +15,14 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from services.gateway import __version__
 from services.gateway.caller import ServiceCaller
 from services.gateway.controllers.chat import ChatController
+from services.gateway.controllers.classifiers import ClassifiersController
 from services.gateway.controllers.collections import CollectionsController
 from services.gateway.controllers.embeddings import EmbeddingsController
 from services.gateway.controllers.health import HealthController
 from services.gateway.controllers.languages import LanguageController
 from services.gateway.controllers.libretranslate import LibreTranslateController
 from services.gateway.controllers.rag import RagController
+from services.gateway.controllers.sentiment import SentimentController
 from services.gateway.controllers.services import ServicesController
 from services.gateway.controllers.translate import TranslateController
 from services.gateway.limits import BodyLimit
@@ -76,6 +78,8 @@ def create_app(gateway: GatewaySettings, redis_settings: RedisSettings) -> Lites
             TranslateController,
             LibreTranslateController,
             ChatController,
+            SentimentController,
+            ClassifiersController,
             RagController,
         ],
         dependencies=dependencies,

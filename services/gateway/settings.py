@@ -30,3 +30,5 @@ class GatewaySettings(BaseSettings, frozen=True, kw_only=True):
     """Translation by an LLM takes seconds a sentence: its requests may wait this long."""
     generation_timeout_s: float = 600.0
     """Chat, completions and RAG answers (a long answer on a CPU takes minutes)."""
+    classifier_train_timeout_s: float = 300.0
+    """Training a custom classifier embeds every example (thousands take a minute on a CPU)."""

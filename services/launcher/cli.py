@@ -18,10 +18,12 @@ from services.launcher.stack import (
     run_until_stopped,
     start_stack,
 )
+from services.launcher.train_cli import train_app
 from shared.errors import BabelError
 
 app = typer.Typer(help="BabelStack: multilingual NLP behind one REST API.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
+app.add_typer(train_app, name="train")
 
 
 def _say(line: str) -> None:

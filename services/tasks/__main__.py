@@ -7,6 +7,7 @@ import os
 from collections.abc import Mapping
 
 from services.tasks import __version__
+from services.tasks.classification import build_classification, classification_models
 from services.tasks.handlers import LanguageHandlers
 from services.tasks.settings import TasksSettings
 from services.tasks.translation.service import build_translation, translation_models
@@ -26,10 +27,13 @@ def build(environ: Mapping[str, str]) -> ServiceParts:
     LanguageHandlers(identifier, settings).register(registry)
     translation = build_translation(environ, identifier)
     translation.register(registry)
+    classification = build_classification(environ)
+    classification.register(registry)
 
     async def warm_up() -> None:
         await asyncio.to_thread(identifier.warm_up)
         await translation.warm_up()
+        await classification.warm_up()
 
     return ServiceParts(registry=registry, warm_up=warm_up, close=translation.close)
 
@@ -39,7 +43,11 @@ def main() -> None:
     identity = ServiceIdentity(
         service=SERVICE,
         version=__version__,
-        models=(build_identifier(settings.langid_backend, 0).name, *translation_models(os.environ)),
+        models=(
+            build_identifier(settings.langid_backend, 0).name,
+            *translation_models(os.environ),
+            *classification_models(os.environ),
+        ),
     )
     run_service(identity, build, os.environ)
 

@@ -14,3 +14,5 @@ class TasksSettings(BaseSettings, frozen=True, kw_only=True):
     """Characters of each text the language model looks at (the head of the text)."""
     max_texts: int = 1_000
     max_text_chars: int = 100_000
+    data_dir: str = ".babelstack/data/tasks"
+    """Custom classifiers are kept here (``classifiers/<name>.msgpack``)."""

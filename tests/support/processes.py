@@ -19,6 +19,8 @@ _PR_SET_PDEATHSIG = 1
 # Variables of the parent that would leak into a worker and change what a test sets up.
 _SCRUBBED_PREFIXES = ("BABEL_",)
 _SCRUBBED_NAMES = ("REDIS_URL",)
+_KEPT_NAMES = ("BABEL_MODELS_DIR",)
+"""Where the prepared models are is the machine's, not the test's: workers keep it."""
 
 
 def _die_with_parent() -> None:
@@ -30,11 +32,13 @@ def _die_with_parent() -> None:
 
 
 def worker_env(redis_url: str, overrides: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment of a worker: the parent's minus BABEL_*/REDIS_URL, plus ``overrides``."""
+    """The environment of a worker: the parent's minus BABEL_* (but BABEL_MODELS_DIR) and
+    REDIS_URL, plus ``overrides``."""
     env = {
         key: value
         for key, value in os.environ.items()
-        if key not in _SCRUBBED_NAMES and not key.startswith(_SCRUBBED_PREFIXES)
+        if key in _KEPT_NAMES
+        or (key not in _SCRUBBED_NAMES and not key.startswith(_SCRUBBED_PREFIXES))
     }
     pythonpath = env.get("PYTHONPATH")
     env["PYTHONPATH"] = str(REPO_ROOT) + (os.pathsep + pythonpath if pythonpath else "")

@@ -1,0 +1,71 @@
+"""``babelstack train``: train the heads the services load, offline and deterministically.
+
+``babelstack train sentiment`` trains the sentiment head on UMSAB's train split with the
+prepared embedding model and saves it in the model cache (``BABEL_MODELS_DIR``), where the
+tasks service loads it. With the same data, model and settings it is a no-op.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from shared.errors import BabelError
+from shared.models.cache import E5_SMALL, ModelCacheSettings
+from shared.settings import load_settings
+
+train_app = typer.Typer(help="Train the classifier heads the services load.", no_args_is_help=True)
+
+DEFAULT_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "umsab"
+"""The UMSAB data beside the checkout (``../shared/data/umsab``)."""
+
+
+@train_app.command()
+def sentiment(
+    data: Annotated[
+        Path, typer.Option(help="UMSAB folder (one folder per language, train/val files).")
+    ] = DEFAULT_DATA,
+    head: Annotated[str, typer.Option(help="Folder name of the head in the model cache.")] = (
+        "sentiment-umsab-e5-small"
+    ),
+    model: Annotated[str, typer.Option(help="Embedding model (as the tasks service's).")] = (
+        E5_SMALL
+    ),
+    threads: Annotated[int, typer.Option(help="Torch threads; 0 keeps torch's default.")] = 0,
+    force: Annotated[bool, typer.Option("--force", help="Train even if up to date.")] = False,
+) -> None:
+    """Train the sentiment head (negative/neutral/positive) on frozen multilingual embeddings."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from services.tasks.sentiment.artifact import head_folder
+    from services.tasks.sentiment.training import is_up_to_date, train_sentiment
+    from shared.models.embedder import SentenceTransformerEmbedder, resolve_model_path
+
+    cache = load_settings(ModelCacheSettings, os.environ)
+    folder = head_folder(cache.root, head)
+    if not force and is_up_to_date(folder, data, model):
+        typer.echo(f"{folder.name}: up to date (same data, model and settings; --force retrains)")
+        return
+    try:
+        embedder = SentenceTransformerEmbedder(
+            model,
+            resolve_model_path(model, cache.root, "--model"),
+            device="cpu",
+            threads=threads,
+            batch_size=32,
+            prefixes=("query: ", "passage: ") if "e5" in model.lower() else ("", ""),
+        )
+        embedder.warm_up()
+        record = train_sentiment(embedder, data, folder)
+    except BabelError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=1) from exc
+    typer.echo(f"{folder.name}: trained in {record.train_seconds:.1f} s -> {folder}")
+    typer.echo(f"  train  macro-F1 {record.train.macro_f1:.1f} ({record.train.examples} texts)")
+    if record.val is not None:
+        per_language = ", ".join(
+            f"{k} {v:.1f}" for k, v in record.val.per_language_macro_f1.items()
+        )
+        typer.echo(f"  val    macro-F1 {record.val.macro_f1:.1f} ({per_language})")

@@ -1,0 +1,1 @@
+"""Custom classifiers: heads trained on the shared embeddings from labelled examples."""

@@ -1,0 +1,1 @@
+"""Sentiment: a classifier head on frozen multilingual embeddings (default), or the LLM."""
