@@ -72,6 +72,11 @@ class SentenceTransformerEmbedder:
         self._model: Any = None
         self.dim = 0
 
+    @property
+    def device(self) -> str:
+        """Where the model runs (``cpu``, ``cuda:0``); the configured value before warm-up."""
+        return str(self._model.device) if self._model is not None else self._device
+
     def warm_up(self) -> None:
         import torch
         from sentence_transformers import SentenceTransformer
