@@ -64,6 +64,10 @@ format: install ## Apply ruff's fixes and formatting
 bench: install ## Benchmarks: RPC and gateway latency/throughput against raw Redis
 	$(BIN)/python bench/rpc.py
 
+.PHONY: bench-generation
+bench-generation: install ## Generation tokens/s: gateway vs vLLM offline vs transformers; TTFT/TPOT (make models first)
+	$(BIN)/python bench/generation.py
+
 .PHONY: clean
 clean: ## Remove the virtual environment and local state
 	rm -rf $(VENV) .babelstack .pytest_cache .mypy_cache .ruff_cache
