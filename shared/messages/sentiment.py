@@ -34,7 +34,7 @@ class SentenceSentiment(Message, frozen=True, kw_only=True):
     """Strength of feeling, ``1 - neutral``, in [0, 1]."""
 
 
-class SentimentResult(Message, frozen=True, kw_only=True):
+class SentimentResult(Message, frozen=True, kw_only=True, omit_defaults=True):
     label: SentimentLabel
     probabilities: SentimentProbabilities
     score: float
