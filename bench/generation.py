@@ -148,11 +148,7 @@ class Latency:
 
 @contextmanager
 def generation_stack(env: dict[str, str], ready_timeout_s: float) -> Iterator[str]:
-    """Redis + generation worker + gateway (the launcher's ``start_stack``); yields the URL.
-
-    The launcher does not list the generation service yet, so it is added to its table.
-    """
-    launcher.SERVICE_MODULES.setdefault("generation", "services.generation")
+    """Redis + generation worker + gateway (the launcher's ``start_stack``); yields the URL."""
     # A SIGTERM must still stop what was started: turn it into KeyboardInterrupt.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     folder = Path(tempfile.mkdtemp(prefix="babel-bench-generation-"))
