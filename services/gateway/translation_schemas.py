@@ -43,7 +43,8 @@ class LtDetected(msgspec.Struct, frozen=True):
 class LtTranslateResult(msgspec.Struct, frozen=True, omit_defaults=True):
     translatedText: str | list[str]
     detectedLanguage: LtDetected | list[LtDetected] | None = None
-    alternatives: list[str] | list[list[str]] | None = None
+    alternatives: list[str | list[str]] | None = None
+    """One list of alternatives per text for a list `q`, a flat list for a single `q`."""
 
 
 class LtLanguage(msgspec.Struct, frozen=True):
