@@ -19,7 +19,6 @@ from typing import Any
 
 import httpx
 import pytest
-import redis
 import redis.asyncio as aioredis
 
 from services.launcher.redis_server import RedisServer
@@ -27,13 +26,14 @@ from shared.rpc.connection import connect
 from shared.rpc.keys import Keys
 from shared.settings import RedisSettings
 from tests.support.gateway_process import GatewayProcess, start_gateway, wait_ready
+from tests.support.problems import assert_problem
 from tests.support.processes import WorkerProcess, start_worker
+from tests.support.redis_db import fresh_db_url
 from tests.support.waiting import wait_for_workers, wait_until
 
 KEYS = Keys()
 MAX_BATCH = 16
 MAX_BODY_BYTES = 4096
-PROBLEM = "application/problem+json"
 
 # One text per language; each is long enough for an unambiguous answer.
 TEXTS: dict[str, str] = {
@@ -58,17 +58,6 @@ class Stack:
     redis_url: str
 
 
-def _db_url(server: RedisServer, db: int) -> str:
-    """A database of the session's server of its own for one scenario (flushed first)."""
-    url = f"redis://127.0.0.1:{server.port}/{db}"
-    client = redis.Redis.from_url(url)
-    try:
-        client.flushdb()
-    finally:
-        client.close()
-    return url
-
-
 def _stop_all(*processes: GatewayProcess | WorkerProcess | None) -> None:
     for process in processes:
         if process is None:
@@ -76,27 +65,6 @@ def _stop_all(*processes: GatewayProcess | WorkerProcess | None) -> None:
         if isinstance(process, WorkerProcess):
             process.signal(signal.SIGCONT)  # a worker a test left stopped must see its SIGTERM
         process.stop(timeout_s=5.0)
-
-
-def assert_problem(
-    response: httpx.Response,
-    status: int,
-    code: str,
-    field: str | None = None,
-) -> dict[str, Any]:
-    """``response`` is an RFC 9457 problem with this status and code (and field, if given)."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM), response.headers
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    assert body["code"] == code
-    assert body["type"].endswith("/" + code)
-    assert body["title"]
-    assert body["detail"]
-    assert body["request_id"] == response.headers["x-request-id"]
-    if field is not None:
-        assert body.get("field") == field, body
-    return body
 
 
 def assert_detected(detection: dict[str, Any], language: str) -> None:
@@ -130,7 +98,7 @@ async def stack_redis(request: pytest.FixtureRequest) -> AsyncIterator[aioredis.
 @pytest.fixture(scope="module")
 def stack(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """One gateway and one tasks worker for every test that needs a healthy stack."""
-    url = _db_url(redis_server, 1)
+    url = fresh_db_url(redis_server, 1)
     log_dir = tmp_path_factory.mktemp("gateway-http")
     worker = start_worker("services.tasks", redis_url=url, log_dir=log_dir, name="tasks")
     gateway = None
@@ -524,7 +492,7 @@ def workerless(
     redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
     """A gateway that requires ``tasks``, in a database where no tasks worker ever ran."""
-    url = _db_url(redis_server, 2)
+    url = fresh_db_url(redis_server, 2)
     gateway = start_gateway(
         redis_url=url,
         log_dir=tmp_path_factory.mktemp("gateway-workerless"),
@@ -587,7 +555,7 @@ KILL_RETRY_AFTER = 1
 @pytest.fixture
 def killable(redis_server: RedisServer, tmp_path: Path) -> Iterator[Stack]:
     """A gateway and a worker whose heartbeat expires one second after it stops renewing it."""
-    url = _db_url(redis_server, 3)
+    url = fresh_db_url(redis_server, 3)
     worker = start_worker(
         "services.tasks",
         redis_url=url,
@@ -710,7 +678,7 @@ OVERLOAD_RETRY_AFTER = 4
 def overloadable(redis_server: RedisServer, tmp_path: Path) -> Iterator[Stack]:
     """A gateway that refuses beyond 5 queued requests, and a worker whose heartbeat outlives
     a pause (so a stopped worker is still "live" and its queue just grows)."""
-    url = _db_url(redis_server, 4)
+    url = fresh_db_url(redis_server, 4)
     worker = start_worker(
         "services.tasks",
         redis_url=url,

@@ -34,13 +34,13 @@ from tests.support.generation import (
     TEST_MODEL,
     start_generation_worker,
 )
+from tests.support.problems import assert_problem
 from tests.support.processes import WorkerProcess
 from tests.support.retrieval import start_retrieval_worker, wait_worker_ready
 
 pytestmark = pytest.mark.timeout(300)
 
 REDIS_DB = 7
-PROBLEM = "application/problem+json"
 CAPITAL: Any = [{"role": "user", "content": "What is the capital of France?"}]
 
 
@@ -97,18 +97,6 @@ def client(stack: Stack) -> Iterator[openai.OpenAI]:
 def http(stack: Stack) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=stack.gateway.base_url, timeout=120.0) as c:
         yield c
-
-
-def assert_problem(
-    response: httpx.Response, status: int, code: str, field: str | None = None
-) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM), response.headers
-    body: dict[str, Any] = response.json()
-    assert body["code"] == code, body
-    if field is not None:
-        assert body["field"] == field, body
-    return body
 
 
 async def engine_stats(redis_url: str) -> EngineStats:

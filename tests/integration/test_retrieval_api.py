@@ -25,12 +25,13 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-import redis
 
 from services.launcher.redis_server import RedisServer
 from tests.support.gateway_process import GatewayProcess, start_gateway, wait_ready
 from tests.support.pdf import make_pdf
+from tests.support.problems import assert_problem
 from tests.support.processes import WorkerProcess
+from tests.support.redis_db import fresh_db_url
 from tests.support.retrieval import (
     LOAD_TIMEOUT_S,
     MODEL,
@@ -42,7 +43,6 @@ from tests.support.retrieval import (
 pytestmark = pytest.mark.timeout(240)
 
 REDIS_DB = 5
-PROBLEM = "application/problem+json"
 DIM = 384
 MAX_DOCUMENT_CHARS = 20_000
 LEGACY = "legacy-model"
@@ -59,16 +59,6 @@ class Stack:
     legacy_model: str
 
 
-def _db_url(server: RedisServer, db: int) -> str:
-    url = f"redis://127.0.0.1:{server.port}/{db}"
-    client = redis.Redis.from_url(url)
-    try:
-        client.flushdb()
-    finally:
-        client.close()
-    return url
-
-
 def _create_legacy_collection(gateway: GatewayProcess, legacy_model: str) -> None:
     with httpx.Client(base_url=gateway.base_url, timeout=60.0) as client:
         created = client.post("/v1/collections", json={"name": LEGACY})
@@ -83,7 +73,7 @@ def _create_legacy_collection(gateway: GatewayProcess, legacy_model: str) -> Non
 
 @pytest.fixture(scope="module")
 def stack(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    url = _db_url(redis_server, REDIS_DB)
+    url = fresh_db_url(redis_server, REDIS_DB)
     log_dir = tmp_path_factory.mktemp("retrieval-api")
     data_dir = log_dir / "data"
     legacy_model = str((model_cache_dir() / MODEL).resolve())
@@ -143,20 +133,6 @@ async def http(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
 
 
 # ---------------------------------------------------------------------- helpers
-def assert_problem(
-    response: httpx.Response, status: int, code: str, field: str | None = None
-) -> dict[str, Any]:
-    """``response`` is an RFC 9457 problem with this status and code (and field, if given)."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM), response.headers
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    assert body["code"] == code
-    assert body["detail"]
-    assert body["request_id"] == response.headers["x-request-id"]
-    if field is not None:
-        assert body.get("field") == field, body
-    return body
 
 
 async def create(http: httpx.AsyncClient, name: str) -> dict[str, Any]:

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 import redis.asyncio as aioredis
 
 from services.launcher.redis_server import RedisServer
@@ -48,6 +47,7 @@ from shared.rpc.connection import connect
 from shared.rpc.keys import Keys
 from shared.settings import RedisSettings
 from tests.support.processes import WorkerProcess
+from tests.support.redis_db import fresh_db_url
 from tests.support.retrieval import SERVICE, start_retrieval_worker, wait_worker_ready
 
 pytestmark = pytest.mark.timeout(300)
@@ -150,16 +150,6 @@ class Scenario:
         return worker
 
 
-def _db_url(server: RedisServer, db: int) -> str:
-    url = f"redis://127.0.0.1:{server.port}/{db}"
-    client = redis.Redis.from_url(url)
-    try:
-        client.flushdb()
-    finally:
-        client.close()
-    return url
-
-
 async def ingest(rpc: RpcClient, collection: str, documents: Sequence[DocumentIn]) -> IngestReply:
     request = IngestRequest(collection=collection, documents=tuple(documents), chunking=CHUNKING)
     return await rpc.call(INGEST, request, timeout_s=RPC_TIMEOUT_S)
@@ -181,7 +171,7 @@ async def scenario(
 ) -> AsyncIterator[Scenario]:
     """Worker 1 ingests ``graceful`` and a baseline of ``crash``, is stopped with SIGTERM;
     worker 2 is started on the same data directory."""
-    url = _db_url(redis_server, REDIS_DB)
+    url = fresh_db_url(redis_server, REDIS_DB)
     log_dir = tmp_path_factory.mktemp("retrieval-durability")
     client = connect(RedisSettings(url=url))
     rpc = RpcClient(client, KEYS, default_timeout_s=60.0)

@@ -17,17 +17,17 @@ from typing import Any
 
 import httpx
 import pytest
-import redis
 
 from services.launcher.redis_server import RedisServer
 from tests.support.gateway_process import GatewayProcess, start_gateway, wait_ready
+from tests.support.problems import assert_problem
 from tests.support.processes import WorkerProcess, start_worker
+from tests.support.redis_db import fresh_db_url
 from tests.support.retrieval import wait_worker_ready
 
 pytestmark = pytest.mark.timeout(300)
 
 REDIS_DB = 12
-PROBLEM = "application/problem+json"
 MAX_TEXT_CHARS = 2_000
 LOAD_TIMEOUT_S = 180.0
 
@@ -103,20 +103,10 @@ class Stack:
         wait_ready(self.gateway, watch=[self.worker])
 
 
-def _db_url(server: RedisServer, db: int) -> str:
-    url = f"redis://127.0.0.1:{server.port}/{db}"
-    client = redis.Redis.from_url(url)
-    try:
-        client.flushdb()
-    finally:
-        client.close()
-    return url
-
-
 @pytest.fixture(scope="module")
 def stack(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     folder = tmp_path_factory.mktemp("sentiment-api")
-    url = _db_url(redis_server, REDIS_DB)
+    url = fresh_db_url(redis_server, REDIS_DB)
     gateway = start_gateway(
         redis_url=url,
         log_dir=folder,
@@ -139,13 +129,6 @@ def stack(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -
 def http(stack: Stack) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=stack.gateway.base_url, timeout=120.0) as client:
         yield client
-
-
-def _problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM)
-    body: dict[str, Any] = response.json()
-    return body
 
 
 # ------------------------------------------------------------------ sentiment
@@ -192,7 +175,7 @@ def test_sentences_when_asked(http: httpx.Client) -> None:
     ],
 )
 def test_sentiment_bad_input(http: httpx.Client, body: dict[str, Any], field: str) -> None:
-    problem = _problem(http.post("/v1/sentiment", json=body), 422)
+    problem = assert_problem(http.post("/v1/sentiment", json=body), 422)
     assert problem["field"] == field
     ok = http.post("/v1/sentiment", json={"q": "Still serving?"})
     assert ok.status_code == 200, ok.text
@@ -242,7 +225,7 @@ def test_classifier_from_english_examples_classifies_german_and_spanish(
     listed = http.get("/v1/classifiers").json()["classifiers"]
     assert "topics" in [c["name"] for c in listed]
 
-    _problem(_create(http, "topics", TOPIC_EXAMPLES), 409)
+    assert_problem(_create(http, "topics", TOPIC_EXAMPLES), 409)
 
 
 def test_classifier_delete(http: httpx.Client) -> None:
@@ -250,8 +233,8 @@ def test_classifier_delete(http: httpx.Client) -> None:
     deleted = http.delete("/v1/classifiers/to-delete")
     assert deleted.status_code == 200
     assert deleted.json() == {"name": "to-delete"}
-    _problem(http.get("/v1/classifiers/to-delete"), 404)
-    _problem(http.delete("/v1/classifiers/to-delete"), 404)
+    assert_problem(http.get("/v1/classifiers/to-delete"), 404)
+    assert_problem(http.delete("/v1/classifiers/to-delete"), 404)
     assert "to-delete" not in [c["name"] for c in http.get("/v1/classifiers").json()["classifiers"]]
 
 
@@ -271,15 +254,15 @@ def test_classifier_delete(http: httpx.Client) -> None:
 def test_classifier_bad_input(
     http: httpx.Client, name: str, examples: list[tuple[str, str]], needle: str
 ) -> None:
-    problem = _problem(_create(http, name, examples), 422)
+    problem = assert_problem(_create(http, name, examples), 422)
     assert needle in problem["detail"]
     assert http.get("/v1/classifiers").status_code == 200  # still serving
 
 
 def test_unknown_classifier_is_404(http: httpx.Client) -> None:
-    problem = _problem(http.post("/v1/classifiers/nope/predict", json={"q": "hello"}), 404)
+    problem = assert_problem(http.post("/v1/classifiers/nope/predict", json={"q": "hello"}), 404)
     assert "nope" in problem["detail"]
-    _problem(http.get("/v1/classifiers/nope"), 404)
+    assert_problem(http.get("/v1/classifiers/nope"), 404)
 
 
 def test_classifiers_persist_across_a_worker_restart(stack: Stack, http: httpx.Client) -> None:
