@@ -15,21 +15,20 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-import redis
 
 from services.launcher.redis_server import RedisServer
 from tests.support.gateway_process import GatewayProcess, start_gateway, wait_ready
+from tests.support.problems import assert_problem
 from tests.support.processes import WorkerProcess, start_worker
+from tests.support.redis_db import fresh_db_url
 from tests.support.tiny_seq2seq import build_tiny_nllb
 
 pytestmark = pytest.mark.timeout(240)
 
 REDIS_DB = 11
-PROBLEM = "application/problem+json"
 MAX_BODY_BYTES = 8_192
 MAX_TEXT_CHARS = 2_000
 LANGUAGES = {"de", "en", "es", "fr"}  # the tiny model's language tokens
@@ -42,21 +41,11 @@ class Stack:
     model_dir: Path
 
 
-def _db_url(server: RedisServer, db: int) -> str:
-    url = f"redis://127.0.0.1:{server.port}/{db}"
-    client = redis.Redis.from_url(url)
-    try:
-        client.flushdb()
-    finally:
-        client.close()
-    return url
-
-
 @pytest.fixture(scope="module")
 def stack(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     folder = tmp_path_factory.mktemp("translation-api")
     model_dir = build_tiny_nllb(folder / "tiny-nllb")
-    url = _db_url(redis_server, REDIS_DB)
+    url = fresh_db_url(redis_server, REDIS_DB)
     worker = start_worker(
         "services.tasks",
         redis_url=url,
@@ -66,6 +55,7 @@ def stack(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -
             "BABEL_TRANSLATION_BACKEND": "seq2seq",
             "BABEL_TRANSLATION_MODEL": str(model_dir),
             "BABEL_TRANSLATION_MAX_TEXT_CHARS": str(MAX_TEXT_CHARS),
+            "BABEL_SENTIMENT_BACKEND": "off",  # translation only
             "HF_HUB_OFFLINE": "1",
         },
     )
@@ -93,14 +83,6 @@ def stack(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -
 def client(stack: Stack) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=stack.gateway.base_url, timeout=60.0) as http:
         yield http
-
-
-def _problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM)
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    return body
 
 
 # ---------------------------------------------------------------------- LibreTranslate shapes
@@ -187,6 +169,16 @@ def test_detect_and_languages(client: httpx.Client) -> None:
     assert candidates[0]["language"] == "fr"
     assert all(0 <= c["confidence"] <= 100 for c in candidates)
     assert candidates[0]["confidence"] > 50
+    several = client.post(
+        "/detect",
+        json={"q": ["Das ist ein langer deutscher Satz über das Wetter.", "Guten Tag!"]},
+    )
+    assert several.status_code == 200, several.text
+    ranked = several.json()
+    assert ranked[0]["language"] == "de"
+    assert [c["confidence"] for c in ranked] == sorted(
+        (c["confidence"] for c in ranked), reverse=True
+    )
 
     languages = client.get("/languages")
     assert languages.status_code == 200, languages.text
@@ -209,25 +201,25 @@ def test_libretranslate_errors_are_400_problems_with_error(client: httpx.Client)
         ({"q": ["a"] * 9, "source": "en", "target": "de"}, "q"),
     ]
     for fields, field in cases:
-        body = _problem(client.post("/translate", json=fields), 400)
+        body = assert_problem(client.post("/translate", json=fields), 400)
         assert body["error"] == body["detail"]
         assert body["field"] == field, body
-    unsupported = _problem(
+    unsupported = assert_problem(
         client.post("/translate", data={"q": "hi", "source": "en", "target": "xx"}), 400
     )
     assert "supported: de, en, es, fr" in unsupported["error"]
-    broken = _problem(
+    broken = assert_problem(
         client.post("/translate", content=b'{"q": ', headers={"content-type": "application/json"}),
         400,
     )
     assert broken["code"] == "invalid_json"
-    assert _problem(client.post("/translate", json=["q"]), 400)["code"] == "invalid_json"
+    assert assert_problem(client.post("/translate", json=["q"]), 400)["code"] == "invalid_json"
 
 
 def test_oversized_form_body_is_refused(client: httpx.Client, stack: Stack) -> None:
     too_big = {"q": "hello " * (MAX_BODY_BYTES // 6 + 10), "source": "en", "target": "de"}
-    assert _problem(client.post("/translate", data=too_big), 413)["error"]
-    assert _problem(client.post("/translate", files={"q": (None, too_big["q"])}), 413)
+    assert assert_problem(client.post("/translate", data=too_big), 413)["error"]
+    assert assert_problem(client.post("/translate", files={"q": (None, too_big["q"])}), 413)
     stack.worker.assert_alive()
     after = client.post("/translate", data={"q": "hello.", "source": "en", "target": "de"})
     assert after.status_code == 200, after.text
@@ -252,17 +244,17 @@ def test_native_translate_keeps_paragraphs_and_names_the_backend(client: httpx.C
 
 
 def test_native_errors(client: httpx.Client, stack: Stack) -> None:
-    unsupported = _problem(
+    unsupported = assert_problem(
         client.post("/v1/translate", json={"texts": "hi", "source": "en", "target": "ja"}), 422
     )
     assert unsupported["field"] == "target"
     assert "supported: de, en, es, fr" in unsupported["detail"]
-    assert _problem(client.post("/v1/translate", json={"texts": [], "target": "de"}), 422)
-    assert _problem(
+    assert assert_problem(client.post("/v1/translate", json={"texts": [], "target": "de"}), 422)
+    assert assert_problem(
         client.post("/v1/translate", json={"texts": "hi", "target": "de", "format": "pdf"}), 422
     )
     long_text = "hello world. " * 160  # under the gateway's limit, over the worker's
-    too_long = _problem(
+    too_long = assert_problem(
         client.post("/v1/translate", json={"texts": long_text, "source": "en", "target": "de"}),
         422,
     )

@@ -15,15 +15,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-import redis
 
 from services.launcher.redis_server import RedisServer
 from tests.support.gateway_process import GatewayProcess, start_gateway, wait_ready
 from tests.support.processes import WorkerProcess, start_worker
+from tests.support.redis_db import fresh_db_url
 
 pytestmark = pytest.mark.timeout(420)
 
-REDIS_DB = 12
+REDIS_DB = 13
 MODEL = "SmolLM2-135M-Instruct"
 MODELS_DIR = Path("~/.cache/babelstack/models").expanduser()
 
@@ -35,21 +35,11 @@ class Stack:
     generation: WorkerProcess
 
 
-def _db_url(server: RedisServer, db: int) -> str:
-    url = f"redis://127.0.0.1:{server.port}/{db}"
-    client = redis.Redis.from_url(url)
-    try:
-        client.flushdb()
-    finally:
-        client.close()
-    return url
-
-
 @pytest.fixture(scope="module")
 def stack(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     assert (MODELS_DIR / MODEL / "config.json").is_file(), f"{MODEL} is not prepared"
     folder = tmp_path_factory.mktemp("translation-llm")
-    url = _db_url(redis_server, REDIS_DB)
+    url = fresh_db_url(redis_server, REDIS_DB)
     processes: list[WorkerProcess | GatewayProcess] = []
     try:
         generation = start_worker(
@@ -70,7 +60,7 @@ def stack(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -
             redis_url=url,
             log_dir=folder,
             name="tasks-llm",
-            env={"BABEL_TRANSLATION_LANGUAGES": "en,de,fr"},
+            env={"BABEL_TRANSLATION_LANGUAGES": "en,de,fr", "BABEL_SENTIMENT_BACKEND": "off"},
         )
         processes.append(tasks)
         gateway = start_gateway(

@@ -8,6 +8,8 @@ from services.tasks.translation.html_nodes import parse_html
 from services.tasks.translation.languages import normalize
 from services.tasks.translation.prompt import build_messages, clean_translation, max_tokens_for
 from services.tasks.translation.segments import reassemble, segment
+from services.tasks.translation.seq2seq import LanguageTokens
+from shared.errors import BabelError
 
 
 def _upper(text: str, target: str = "de") -> str:
@@ -121,3 +123,16 @@ def test_language_codes_fold_libretranslate_aliases() -> None:
     assert normalize("zh-Hans") == "zh"
     assert normalize("pt-BR") == "pt"
     assert normalize("xx") == "xx"
+
+
+def test_seq2seq_language_tokens_tell_the_model_family() -> None:
+    nllb = LanguageTokens.of({"eng_Latn": 5, "deu_Latn": 6, "hello": 7}, pair="")
+    assert (nllb.family, dict(nllb.tokens)) == ("nllb", {"de": "deu_Latn", "en": "eng_Latn"})
+    assert nllb.pairs == {"de": ("en",), "en": ("de",)}
+    m2m = LanguageTokens.of({"__en__": 1, "__fr__": 2, "__ja__": 3}, pair="")
+    assert m2m.family == "m2m100"
+    assert m2m.pairs["ja"] == ("en", "fr")
+    marian = LanguageTokens.of({"hello": 1}, pair="de-en")
+    assert (marian.family, marian.pairs) == ("marian", {"de": ("en",)})
+    with pytest.raises(BabelError, match="BABEL_TRANSLATION_PAIR"):
+        LanguageTokens.of({"hello": 1}, pair="")
