@@ -13,9 +13,9 @@ from services.generation.engine import LlmEngine
 from services.generation.prompts import no_answer, passage_block, rag_messages
 from services.generation.sampling import CheckedSampling, check_sampling
 from services.generation.settings import GenerationSettings
-from services.tasks.translation.languages import name_of as language_name
 from shared.errors import BabelError, ErrorCode
 from shared.langid import LanguageIdentifier
+from shared.languages import name_of as language_name
 from shared.messages.generation import RagChunk, RagRequest, RagResponse, Sampling, Source, Usage
 from shared.messages.retrieval import EMBED, SEARCH, EmbedRequest, Hit, SearchRequest
 from shared.rpc.client import RpcClient
@@ -225,9 +225,7 @@ class RagPipeline:
             if delta.text:
                 parts.append(delta.text)
                 yield RagChunk(model=model, text=delta.text)
-        suffix, cited = await self.cite(
-            request.question, "".join(parts).strip(), plan.sources
-        )
+        suffix, cited = await self.cite(request.question, "".join(parts).strip(), plan.sources)
         yield RagChunk(
             model=model,
             text=suffix,

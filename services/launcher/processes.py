@@ -1,9 +1,15 @@
-"""Child processes that die with their parent and are stopped by process id."""
+"""Child processes that die with their parent and are stopped by process id.
+
+Each child leads a process group of its own, so that what it starts (vLLM runs its engine
+in processes of its own) goes with it: after the child has exited, anything left in its
+group is killed.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import os
 import signal
 import subprocess
 import sys
@@ -20,6 +26,12 @@ def child_preexec() -> None:
         with contextlib.suppress(OSError):
             libc = ctypes.CDLL("libc.so.6", use_errno=True)
             libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def kill_group(leader_pid: int) -> None:
+    """SIGKILL whatever is left in the process group that ``leader_pid`` started."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(leader_pid, signal.SIGKILL)
 
 
 @dataclass
@@ -42,13 +54,19 @@ def spawn(name: str, argv: Sequence[str], env: Mapping[str, str], log_dir: Path)
     log_path = log_dir / f"{name}.log"
     log = log_path.open("ab")
     process = subprocess.Popen(
-        list(argv), env=dict(env), stdout=log, stderr=subprocess.STDOUT, preexec_fn=child_preexec
+        list(argv),
+        env=dict(env),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        preexec_fn=child_preexec,
+        start_new_session=True,
     )
     return Child(name=name, process=process, log_path=log_path)
 
 
 def stop_all(children: Sequence[Child], grace_s: float) -> None:
-    """SIGTERM every child (in the order given), wait up to ``grace_s``, then SIGKILL."""
+    """SIGTERM every child (in the order given), wait up to ``grace_s``, then SIGKILL; then
+    SIGKILL what is left of each child's process group."""
     for child in children:
         if child.alive():
             child.process.send_signal(signal.SIGTERM)
@@ -58,4 +76,5 @@ def stop_all(children: Sequence[Child], grace_s: float) -> None:
         except subprocess.TimeoutExpired:
             child.process.kill()
             child.process.wait()
+        kill_group(child.pid)
         child.stopped = True

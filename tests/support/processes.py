@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from services.launcher.processes import kill_group
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 _PR_SET_PDEATHSIG = 1
@@ -87,9 +89,10 @@ class WorkerProcess:
             self.process.send_signal(signum)
 
     def kill(self) -> None:
-        """SIGKILL, and reap it."""
+        """SIGKILL, and reap it (and what it started)."""
         self.signal(signal.SIGKILL)
         self.process.wait(timeout=10)
+        kill_group(self.pid)
 
     def wait(self, timeout_s: float) -> int:
         return self.process.wait(timeout=timeout_s)
@@ -99,10 +102,12 @@ class WorkerProcess:
         if self.alive():
             self.process.send_signal(signal.SIGTERM)
             try:
-                return self.process.wait(timeout=timeout_s)
+                self.process.wait(timeout=timeout_s)
             except subprocess.TimeoutExpired:
                 self.process.kill()
-        return self.process.wait()
+        code = self.process.wait()
+        kill_group(self.pid)
+        return code
 
 
 def start_worker(
@@ -127,6 +132,7 @@ def start_worker(
             stdout=log,
             stderr=subprocess.STDOUT,
             preexec_fn=_die_with_parent,
+            start_new_session=True,
         )
     return WorkerProcess(name=name, module=module, process=process, log_path=log_path, env=full_env)
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from services.tasks.translation.html_nodes import parse_html
-from services.tasks.translation.languages import normalize
 from services.tasks.translation.prompt import build_messages, clean_translation, max_tokens_for
 from services.tasks.translation.segments import reassemble, segment
 from services.tasks.translation.seq2seq import LanguageTokens
 from shared.errors import BabelError
+from shared.languages import normalize
 
 
 def _upper(text: str, target: str = "de") -> str:

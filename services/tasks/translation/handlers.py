@@ -8,11 +8,11 @@ from dataclasses import dataclass
 
 from services.tasks.translation.backend import Translator
 from services.tasks.translation.html_nodes import HtmlDocument, parse_html
-from services.tasks.translation.languages import name_of, normalize
 from services.tasks.translation.segments import Segmented, reassemble, segment
 from services.tasks.translation.settings import TranslationSettings
 from shared.errors import BabelError, ErrorCode
 from shared.langid import LanguageIdentifier
+from shared.languages import name_of, normalize
 from shared.messages.translation import (
     AUTO,
     TRANSLATE,

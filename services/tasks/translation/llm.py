@@ -9,7 +9,6 @@ from typing import Protocol
 import redis.asyncio as aioredis
 
 from services.tasks.translation.backend import all_pairs
-from services.tasks.translation.languages import LANGUAGES
 from services.tasks.translation.prompt import (
     STOP,
     build_messages,
@@ -18,6 +17,7 @@ from services.tasks.translation.prompt import (
 )
 from services.tasks.translation.settings import TranslationSettings
 from shared.errors import BabelError, ErrorCode
+from shared.languages import LANGUAGES
 from shared.messages.generation import GENERATE, GenerateRequest, GenerateResponse, Sampling
 from shared.rpc.client import RpcClient
 from shared.rpc.keys import Keys

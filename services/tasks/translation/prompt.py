@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from services.tasks.translation.languages import LANGUAGES, name_of
+from shared.languages import LANGUAGES, name_of
 from shared.messages.generation import ChatMessage
 
 INSTRUCTION = "Translate the following {source} text to {target}. Output only the translation."

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from services.tasks.translation.languages import NO_SPACE_BETWEEN_SENTENCES
+from shared.languages import NO_SPACE_BETWEEN_SENTENCES
 from shared.text.sentences import sentence_spans
 
 

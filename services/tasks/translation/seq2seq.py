@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from services.tasks.translation.languages import LANGUAGES, nllb_code
 from services.tasks.translation.settings import TranslationSettings
 from shared.errors import BabelError, ErrorCode
+from shared.languages import LANGUAGES, nllb_code
 
 
 @dataclass(frozen=True, slots=True)

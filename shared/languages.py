@@ -1,4 +1,4 @@
-"""Language codes the translation backends speak: ISO 639-1, English names, NLLB codes."""
+"""Language codes: ISO 639-1, English names, NLLB codes, LibreTranslate's aliases."""
 
 from __future__ import annotations
 
