@@ -35,7 +35,11 @@ def build(environ: Mapping[str, str]) -> ServiceParts:
         await translation.warm_up()
         await classification.warm_up()
 
-    return ServiceParts(registry=registry, warm_up=warm_up, close=translation.close)
+    async def close() -> None:
+        await translation.close()
+        await classification.close()
+
+    return ServiceParts(registry=registry, warm_up=warm_up, close=close)
 
 
 def main() -> None:

@@ -60,7 +60,11 @@ def stack(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -
             redis_url=url,
             log_dir=folder,
             name="tasks-llm",
-            env={"BABEL_TRANSLATION_LANGUAGES": "en,de,fr", "BABEL_SENTIMENT_BACKEND": "off"},
+            env={
+                "BABEL_TRANSLATION_LANGUAGES": "en,de,fr",
+                "BABEL_SENTIMENT_BACKEND": "llm",
+                "BABEL_CLASSIFIERS_ENABLED": "false",
+            },
         )
         processes.append(tasks)
         gateway = start_gateway(
@@ -130,3 +134,23 @@ def test_html_through_the_llm(client: httpx.Client) -> None:
     assert out.endswith("</p><script>x = 1</script>")
     assert "<b>" in out
     assert "</b>" in out
+
+
+def test_sentiment_by_the_llm(client: httpx.Client) -> None:
+    """The ``llm`` sentiment backend: the engine restricts each answer to one of the labels."""
+    texts = [
+        "I love this phone, it is wonderful and works perfectly!",
+        "This is the worst service ever, I hate it and want my money back.",
+    ]
+    response = client.post("/v1/sentiment", json={"q": texts})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["model"].startswith("llm:")
+    first, second = body["results"]
+    for result in (first, second):
+        probabilities = result["probabilities"]
+        assert set(probabilities) == {"negative", "neutral", "positive"}
+        assert abs(sum(probabilities.values()) - 1.0) < 1e-6
+    assert first["label"] == "positive", first
+    assert second["label"] == "negative", second
+    assert first["score"] > second["score"]

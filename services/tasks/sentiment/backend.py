@@ -1,8 +1,7 @@
 """Sentiment backends: probabilities of negative / neutral / positive for each text.
 
 The default backend is a head trained on frozen embeddings (``babelstack train
-sentiment``). A backend on the generation service's LLM would implement the same
-Protocol (ask for one of the three labels; probabilities from the answer's logprobs).
+sentiment``); ``sentiment/llm.py`` asks the generation service's LLM instead.
 """
 
 from __future__ import annotations

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
-from typing import Protocol
 
-import redis.asyncio as aioredis
-
+from services.tasks.generation_client import GenerationClient
 from services.tasks.translation.backend import all_pairs
 from services.tasks.translation.prompt import (
     STOP,
@@ -18,37 +16,7 @@ from services.tasks.translation.prompt import (
 from services.tasks.translation.settings import TranslationSettings
 from shared.errors import BabelError, ErrorCode
 from shared.languages import LANGUAGES
-from shared.messages.generation import GENERATE, GenerateRequest, GenerateResponse, Sampling
-from shared.rpc.client import RpcClient
-from shared.rpc.keys import Keys
-
-GENERATION = GENERATE.service
-
-
-class GenerationClient(Protocol):
-    async def available(self) -> bool:
-        """Whether a generation worker is alive (it has a heartbeat)."""
-        ...
-
-    async def generate(self, request: GenerateRequest, *, deadline: float) -> GenerateResponse: ...
-
-
-class RpcGenerationClient:
-    """The generation service over Redis, with the RPC client the gateway uses too."""
-
-    def __init__(self, redis: aioredis.Redis, keys: Keys) -> None:
-        self._redis = redis
-        self._keys = keys
-        self._rpc = RpcClient(redis, keys)
-
-    async def available(self) -> bool:
-        pattern = self._keys.heartbeat_pattern(GENERATION)
-        async for _ in self._redis.scan_iter(match=pattern, count=100):
-            return True
-        return False
-
-    async def generate(self, request: GenerateRequest, *, deadline: float) -> GenerateResponse:
-        return await self._rpc.call(GENERATE, request, deadline=deadline)
+from shared.messages.generation import GenerateRequest, GenerateResponse, Sampling
 
 
 class LlmTranslator:

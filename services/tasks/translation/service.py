@@ -7,9 +7,10 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
+from services.tasks.generation_client import RpcGenerationClient
 from services.tasks.translation.backend import Translator
 from services.tasks.translation.handlers import TranslationHandlers
-from services.tasks.translation.llm import LlmTranslator, RpcGenerationClient
+from services.tasks.translation.llm import LlmTranslator
 from services.tasks.translation.seq2seq import Seq2SeqTranslator
 from services.tasks.translation.settings import TranslationSettings
 from shared.langid import LanguageIdentifier
