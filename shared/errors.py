@@ -17,6 +17,8 @@ class ErrorCode(enum.StrEnum):
     INVALID_ARGUMENT = "invalid_argument"
     CONTEXT_LENGTH_EXCEEDED = "context_length_exceeded"
     INVALID_SCHEMA = "invalid_schema"
+    UNSUPPORTED_LANGUAGE = "unsupported_language"
+    NOT_ENOUGH_EXAMPLES = "not_enough_examples"
     NOT_FOUND = "not_found"
     METHOD_NOT_ALLOWED = "method_not_allowed"
     CONFLICT = "conflict"

@@ -245,7 +245,9 @@ def test_native_translate_keeps_paragraphs_and_names_the_backend(client: httpx.C
 
 def test_native_errors(client: httpx.Client, stack: Stack) -> None:
     unsupported = assert_problem(
-        client.post("/v1/translate", json={"texts": "hi", "source": "en", "target": "ja"}), 422
+        client.post("/v1/translate", json={"texts": "hi", "source": "en", "target": "ja"}),
+        400,
+        "unsupported_language",
     )
     assert unsupported["field"] == "target"
     assert "supported: de, en, es, fr" in unsupported["detail"]

@@ -43,7 +43,7 @@ def test_one_label_is_refused_with_what_is_needed() -> None:
 def test_too_few_examples_name_the_label_and_the_minimum() -> None:
     with pytest.raises(BabelError) as caught:
         check_examples(_examples(spam=5, ham=2), SETTINGS)
-    assert caught.value.code == ErrorCode.INVALID_ARGUMENT
+    assert caught.value.code == ErrorCode.NOT_ENOUGH_EXAMPLES
     assert "at least 3 examples" in str(caught.value)
     assert "'ham' has 2" in str(caught.value)
 

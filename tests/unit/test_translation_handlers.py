@@ -128,22 +128,52 @@ async def test_html_translates_text_nodes_only() -> None:
 
 
 @pytest.mark.parametrize(
-    ("request_", "field", "words"),
+    ("request_", "code", "field", "words"),
     [
-        (TranslateRequest(texts=("Hi.",), source="en", target="xx"), "target", "en, fr, ja"),
-        (TranslateRequest(texts=("Hi.",), source="qq", target="de"), "source", "supported: de"),
-        (TranslateRequest(texts=(), target="de"), "texts", "at least one"),
-        (TranslateRequest(texts=("  ",), target="de"), "texts[0]", "empty"),
-        (TranslateRequest(texts=("x" * 101,), target="de"), "texts[0]", "at most 100"),
-        (TranslateRequest(texts=("Hi.",), target="de", alternatives=9), "alternatives", "0..3"),
+        (
+            TranslateRequest(texts=("Hi.",), source="en", target="xx"),
+            ErrorCode.UNSUPPORTED_LANGUAGE,
+            "target",
+            "en, fr, ja",
+        ),
+        (
+            TranslateRequest(texts=("Hi.",), source="qq", target="de"),
+            ErrorCode.UNSUPPORTED_LANGUAGE,
+            "source",
+            "supported: de",
+        ),
+        (
+            TranslateRequest(texts=(), target="de"),
+            ErrorCode.INVALID_ARGUMENT,
+            "texts",
+            "at least one",
+        ),
+        (
+            TranslateRequest(texts=("  ",), target="de"),
+            ErrorCode.INVALID_ARGUMENT,
+            "texts[0]",
+            "empty",
+        ),
+        (
+            TranslateRequest(texts=("x" * 101,), target="de"),
+            ErrorCode.INVALID_ARGUMENT,
+            "texts[0]",
+            "at most 100",
+        ),
+        (
+            TranslateRequest(texts=("Hi.",), target="de", alternatives=9),
+            ErrorCode.INVALID_ARGUMENT,
+            "alternatives",
+            "0..3",
+        ),
     ],
 )
 async def test_bad_requests_name_the_field(
-    request_: TranslateRequest, field: str, words: str
+    request_: TranslateRequest, code: ErrorCode, field: str, words: str
 ) -> None:
     with pytest.raises(BabelError) as caught:
         await _handlers(max_text_chars=100).translate(request_, CONTEXT)
-    assert caught.value.code == ErrorCode.INVALID_ARGUMENT
+    assert caught.value.code == code
     assert caught.value.field == field
     assert words in str(caught.value)
 

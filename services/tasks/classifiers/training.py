@@ -42,7 +42,7 @@ def check_examples(
     counts = Counter(example.label for example in examples)
     if len(counts) < 2:
         raise BabelError(
-            ErrorCode.INVALID_ARGUMENT,
+            ErrorCode.NOT_ENOUGH_EXAMPLES,
             f"a classifier needs at least 2 labels, with at least "
             f"{settings.min_examples_per_label} examples each; got {len(counts)} label(s)",
             field="examples",
@@ -57,7 +57,7 @@ def check_examples(
     if short:
         named = ", ".join(f"{label!r} has {counts[label]}" for label in short)
         raise BabelError(
-            ErrorCode.INVALID_ARGUMENT,
+            ErrorCode.NOT_ENOUGH_EXAMPLES,
             f"each label needs at least {settings.min_examples_per_label} examples: {named}",
             field="examples",
         )

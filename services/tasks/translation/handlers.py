@@ -74,7 +74,7 @@ class TranslationHandlers:
         targets = {t for ts in self._translator.languages().values() for t in ts}
         if code not in targets:
             raise BabelError(
-                ErrorCode.INVALID_ARGUMENT,
+                ErrorCode.UNSUPPORTED_LANGUAGE,
                 f"target language {target!r} is not supported; supported: {self._supported()}",
                 field="target",
             )
@@ -86,14 +86,14 @@ class TranslationHandlers:
             return
         if source not in pairs:
             raise BabelError(
-                ErrorCode.INVALID_ARGUMENT,
+                ErrorCode.UNSUPPORTED_LANGUAGE,
                 f"source language {source!r} ({name_of(source)}) is not supported; "
                 f"supported: {self._supported()}",
                 field=field,
             )
         if target not in pairs[source]:
             raise BabelError(
-                ErrorCode.INVALID_ARGUMENT,
+                ErrorCode.UNSUPPORTED_LANGUAGE,
                 f"{source} -> {target} is not supported; {source} translates into: "
                 f"{', '.join(sorted(pairs[source]))}",
                 field="target",
