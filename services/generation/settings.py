@@ -27,9 +27,11 @@ class GenerationSettings(BaseSettings, frozen=True, kw_only=True):
     seed: int = 0
     max_prompt_chars: int = 200_000
     rag_min_score: float = 0.79
-    """Dense cosine (question vs passage) below which a passage is not used. With
-    multilingual-e5-small on XQuAD de>en, 0.79 keeps ~88 % of the right paragraphs and
-    refuses ~80 % of questions whose answer is not in the collection."""
+    """Dense cosine (question vs passage) below which a passage is not used. Measured with
+    multilingual-e5-small on XQuAD (300 German questions against the 240 English paragraphs):
+    at 0.79 the right paragraph passes for 85.7 % of the questions, and for 82.3 % of them
+    the best paragraph of another article (an answer not in the collection) is refused
+    (0.78: 92.3 % / 60.7 %; 0.80: 72.3 % / 94.3 %)."""
     rag_attribution_min_score: float = 0.80
     """An answer sentence the model did not cite is attributed to the passage most similar to
     it (embedding cosine) when at least this similar."""
