@@ -41,8 +41,8 @@ from services.tasks.sentiment.training import (
     split_metrics,
 )
 from services.tasks.sentiment.umsab import LABELS
-from shared.models.cache import E5_SMALL, ModelCacheSettings
-from shared.models.embedder import SentenceTransformerEmbedder, resolve_model_path
+from shared.models.cache import E5_SMALL, ModelCacheSettings, resolve_model_path
+from shared.models.embedder import SentenceTransformerEmbedder
 from shared.settings import load_settings
 
 PUBLISHED_TEST = {"fastText": 51.0, "XLM-R": 66.8, "XLM-T": 69.4}

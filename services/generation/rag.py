@@ -7,6 +7,7 @@ import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
+import msgspec
 import numpy as np
 
 from services.generation.engine import LlmEngine
@@ -16,7 +17,7 @@ from services.generation.settings import GenerationSettings
 from shared.errors import BabelError, ErrorCode
 from shared.langid import LanguageIdentifier
 from shared.languages import name_of as language_name
-from shared.messages.generation import RagChunk, RagRequest, RagResponse, Sampling, Source, Usage
+from shared.messages.generation import RagChunk, RagRequest, RagResponse, Source, Usage
 from shared.messages.retrieval import EMBED, SEARCH, EmbedRequest, Hit, SearchRequest
 from shared.rpc.client import RpcClient
 from shared.text.sentences import sentence_spans
@@ -129,7 +130,7 @@ class RagPipeline:
         if not sources:
             return RagPlan(language=language, sources=(), prompt_ids=None, sampling=None)
         sampling = check_sampling(
-            _with_max_tokens(request.sampling, wanted),
+            msgspec.structs.replace(request.sampling, max_tokens=wanted, n=1, json_schema=None),
             prompt_tokens=len(ids),
             max_model_len=self._engine.max_model_len,
         )
@@ -168,37 +169,28 @@ class RagPipeline:
 
     # ------------------------------------------------------------------ answers
     async def answer(self, request: RagRequest, request_id: str) -> RagResponse:
-        model = self._engine.served_name
-        plan = await self.plan(request)
-        if plan.prompt_ids is None or plan.sampling is None:
-            return RagResponse(
-                model=model,
-                answer=no_answer(plan.language),
-                language=plan.language,
-                sources=(),
-                cited=(),
-                grounded=False,
-                finish_reason="stop",
-                usage=Usage(prompt_tokens=0, completion_tokens=0),
-            )
+        """The streamed answer, gathered: sources first, the text, citations and usage last."""
+        first: RagChunk | None = None
+        last: RagChunk | None = None
         parts: list[str] = []
-        tokens = 0
-        finish = "stop"
-        async for delta in self._engine.stream(plan.prompt_ids, plan.sampling, request_id):
-            parts.append(delta.text)
-            tokens += delta.tokens
-            finish = delta.finish_reason or finish
-        text = "".join(parts).strip()
-        suffix, cited = await self.cite(request.question, text, plan.sources)
+        async for chunk in self.stream(request, request_id):
+            first = first or chunk
+            last = chunk
+            parts.append(chunk.text)
+        assert first is not None
+        assert last is not None
+        assert first.language is not None
+        assert last.finish_reason is not None
+        assert last.usage is not None
         return RagResponse(
-            model=model,
-            answer=text + suffix,
-            language=plan.language,
-            sources=plan.sources,
-            cited=cited,
-            grounded=bool(cited),
-            finish_reason="length" if finish == "length" else "stop",
-            usage=Usage(prompt_tokens=len(plan.prompt_ids), completion_tokens=tokens),
+            model=first.model,
+            answer="".join(parts).strip(),
+            language=first.language,
+            sources=first.sources or (),
+            cited=last.cited or (),
+            grounded=bool(last.grounded),
+            finish_reason=last.finish_reason,
+            usage=last.usage,
         )
 
     async def stream(self, request: RagRequest, request_id: str) -> AsyncIterator[RagChunk]:
@@ -234,15 +226,3 @@ class RagPipeline:
             finish_reason="length" if finish == "length" else "stop",
             usage=Usage(prompt_tokens=len(plan.prompt_ids), completion_tokens=tokens),
         )
-
-
-def _with_max_tokens(sampling: Sampling, max_tokens: int) -> Sampling:
-    return Sampling(
-        max_tokens=max_tokens,
-        temperature=sampling.temperature,
-        top_p=sampling.top_p,
-        stop=sampling.stop,
-        seed=sampling.seed,
-        n=1,
-        json_schema=None,
-    )

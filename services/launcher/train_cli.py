@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from shared.errors import BabelError
-from shared.models.cache import E5_SMALL, ModelCacheSettings
+from shared.models.cache import E5_SMALL, ModelCacheSettings, resolve_model_path
 from shared.settings import load_settings
 
 train_app = typer.Typer(help="Train the classifier heads the services load.", no_args_is_help=True)
@@ -41,7 +41,7 @@ def sentiment(
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from services.tasks.sentiment.artifact import head_folder
     from services.tasks.sentiment.training import is_up_to_date, train_sentiment
-    from shared.models.embedder import SentenceTransformerEmbedder, resolve_model_path
+    from shared.models.embedder import SentenceTransformerEmbedder
 
     cache = load_settings(ModelCacheSettings, os.environ)
     folder = head_folder(cache.root, head)

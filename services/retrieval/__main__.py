@@ -15,12 +15,11 @@ from services.retrieval.ingest import Ingestor
 from services.retrieval.search import Searcher
 from services.retrieval.settings import RetrievalSettings
 from shared.langid import build_identifier
-from shared.models.cache import ModelCacheSettings
+from shared.models.cache import ModelCacheSettings, resolve_model_path
 from shared.models.embedder import (
     BatchingEmbedder,
     SentenceTransformerEmbedder,
     default_prefixes,
-    resolve_model_path,
 )
 from shared.rpc.handlers import HandlerRegistry
 from shared.rpc.runner import ServiceParts, run_service
@@ -36,7 +35,7 @@ def build(environ: Mapping[str, str]) -> ServiceParts:
     query_prefix, passage_prefix = default_prefixes(settings.model)
     model = SentenceTransformerEmbedder(
         settings.model,
-        resolve_model_path(settings.model, Path(cache.dir).expanduser()),
+        resolve_model_path(settings.model, cache.root, "BABEL_RETRIEVAL_MODEL"),
         device=settings.device,
         threads=settings.threads,
         batch_size=settings.embed_batch_size,

@@ -11,12 +11,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import ClassVar
 
-from shared.models.cache import E5_SMALL, ModelCacheSettings
+from shared.models.cache import E5_SMALL, ModelCacheSettings, resolve_model_path
 from shared.models.embedder import (
     BatchingEmbedder,
     SentenceTransformerEmbedder,
     default_prefixes,
-    resolve_model_path,
 )
 from shared.settings import BaseSettings, load_settings
 

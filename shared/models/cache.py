@@ -19,6 +19,7 @@ from typing import ClassVar, TypeVar
 
 import msgspec
 
+from shared.errors import BabelError, ErrorCode
 from shared.settings import BaseSettings
 
 E5_SMALL = "multilingual-e5-small"
@@ -263,3 +264,22 @@ def install_folder(staging: Path, target: Path) -> None:
         raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def resolve_model_path(model: str, cache_dir: Path, setting: str) -> str:
+    """A prepared name in the model cache, a local folder, or a hub id (offline cache).
+
+    ``setting`` names the variable that configures the model, for the error message.
+    """
+    prepared = cache_dir / model
+    if prepared.is_dir():
+        return str(prepared)
+    if Path(model).expanduser().is_dir():
+        return str(Path(model).expanduser())
+    if "/" in model:
+        return model
+    raise BabelError(
+        ErrorCode.UNAVAILABLE,
+        f"model {model!r} is not in the model cache {cache_dir} and is not a folder; "
+        f"run 'babelstack models prepare' or configure {setting}",
+    )

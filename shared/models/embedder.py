@@ -7,12 +7,10 @@ import asyncio
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
-from shared.errors import BabelError, ErrorCode
 from shared.messages.retrieval import InputType
 
 
@@ -29,25 +27,6 @@ class Embedder(Protocol):
 
 def default_prefixes(model_name: str) -> tuple[str, str]:
     return ("query: ", "passage: ") if "e5" in model_name.lower() else ("", "")
-
-
-def resolve_model_path(model: str, cache_dir: Path, setting: str = "BABEL_RETRIEVAL_MODEL") -> str:
-    """A prepared name in the model cache, a local folder, or a hub id (offline cache).
-
-    ``setting`` names the variable that configures the model, for the error message.
-    """
-    prepared = cache_dir / model
-    if prepared.is_dir():
-        return str(prepared)
-    if Path(model).expanduser().is_dir():
-        return str(Path(model).expanduser())
-    if "/" in model:
-        return model
-    raise BabelError(
-        ErrorCode.UNAVAILABLE,
-        f"embedding model {model!r} is not in the model cache {cache_dir}; "
-        f"run 'babelstack models prepare' or configure {setting}",
-    )
 
 
 class SentenceTransformerEmbedder:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import msgspec
@@ -142,8 +142,26 @@ class ChatController(Controller):
                 GENERATE_STREAM, request, timeout_s=settings.generation_timeout_s
             )
             first = await anext(aiter(chunks))
+            opening = [
+                {
+                    "index": index,
+                    "delta": {"role": "assistant", "content": ""},
+                    "finish_reason": None,
+                    "logprobs": None,
+                }
+                for index in range(data.n)
+            ]
             return EventStream(
-                _chat_events(completion_id, created, data.n, include_usage, first, chunks)
+                _events(
+                    object_name="chat.completion.chunk",
+                    completion_id=completion_id,
+                    created=created,
+                    include_usage=include_usage,
+                    opening=opening,
+                    choice=_chat_choice,
+                    first=first,
+                    rest=chunks,
+                )
             )
         reply = await caller.call(GENERATE, request, timeout_s=settings.generation_timeout_s)
         return ChatCompletion(
@@ -185,7 +203,16 @@ class ChatController(Controller):
             )
             first = await anext(aiter(chunks))
             return EventStream(
-                _completion_events(completion_id, created, include_usage, first, chunks)
+                _events(
+                    object_name="text_completion",
+                    completion_id=completion_id,
+                    created=created,
+                    include_usage=include_usage,
+                    opening=[],
+                    choice=_text_choice,
+                    first=first,
+                    rest=chunks,
+                )
             )
         replies: list[GenerateResponse] = await asyncio.gather(
             *(caller.call(GENERATE, r, timeout_s=settings.generation_timeout_s) for r in requests)
@@ -216,19 +243,42 @@ async def _with_first(
         yield chunk
 
 
-async def _chat_events(
+def _chat_choice(chunk: GenerateChunk) -> dict[str, Any]:
+    return {
+        "index": chunk.index,
+        "delta": {"content": chunk.text} if chunk.text else {},
+        "finish_reason": chunk.finish_reason,
+        "logprobs": None,
+    }
+
+
+def _text_choice(chunk: GenerateChunk) -> dict[str, Any]:
+    return {
+        "index": chunk.index,
+        "text": chunk.text,
+        "finish_reason": chunk.finish_reason,
+        "logprobs": None,
+    }
+
+
+async def _events(
+    *,
+    object_name: str,
     completion_id: str,
     created: int,
-    n: int,
     include_usage: bool,
+    opening: list[dict[str, Any]],
+    choice: Callable[[GenerateChunk], dict[str, Any]],
     first: GenerateChunk,
     rest: AsyncIterator[GenerateChunk],
 ) -> AsyncIterator[bytes]:
+    """OpenAI's stream: ``opening`` choices, one event per delta, usage if asked, [DONE]."""
+
     def event(choices: list[dict[str, Any]], **extra: Any) -> bytes:
         return sse_data(
             {
                 "id": completion_id,
-                "object": "chat.completion.chunk",
+                "object": object_name,
                 "created": created,
                 "model": first.model,
                 "choices": choices,
@@ -236,75 +286,14 @@ async def _chat_events(
             }
         )
 
-    for index in range(n):
-        yield event(
-            [
-                {
-                    "index": index,
-                    "delta": {"role": "assistant", "content": ""},
-                    "finish_reason": None,
-                    "logprobs": None,
-                }
-            ]
-        )
+    for opened in opening:
+        yield event([opened])
     try:
         async for chunk in _with_first(first, rest):
-            if chunk.usage is not None:
-                if include_usage:
-                    usage = msgspec.to_builtins(_usage(chunk.usage))
-                    yield event([], usage=usage)
-                continue
-            delta = {"content": chunk.text} if chunk.text else {}
-            yield event(
-                [
-                    {
-                        "index": chunk.index,
-                        "delta": delta,
-                        "finish_reason": chunk.finish_reason,
-                        "logprobs": None,
-                    }
-                ]
-            )
-    except BabelError as exc:
-        yield sse_error(exc)
-    yield sse_done()
-
-
-async def _completion_events(
-    completion_id: str,
-    created: int,
-    include_usage: bool,
-    first: GenerateChunk,
-    rest: AsyncIterator[GenerateChunk],
-) -> AsyncIterator[bytes]:
-    def event(choices: list[dict[str, Any]], **extra: Any) -> bytes:
-        return sse_data(
-            {
-                "id": completion_id,
-                "object": "text_completion",
-                "created": created,
-                "model": first.model,
-                "choices": choices,
-                **extra,
-            }
-        )
-
-    try:
-        async for chunk in _with_first(first, rest):
-            if chunk.usage is not None:
-                if include_usage:
-                    yield event([], usage=msgspec.to_builtins(_usage(chunk.usage)))
-                continue
-            yield event(
-                [
-                    {
-                        "index": chunk.index,
-                        "text": chunk.text,
-                        "finish_reason": chunk.finish_reason,
-                        "logprobs": None,
-                    }
-                ]
-            )
+            if chunk.usage is None:
+                yield event([choice(chunk)])
+            elif include_usage:
+                yield event([], usage=msgspec.to_builtins(_usage(chunk.usage)))
     except BabelError as exc:
         yield sse_error(exc)
     yield sse_done()

@@ -12,6 +12,7 @@ from services.tasks.classifiers.settings import ClassifierSettings
 from services.tasks.classifiers.store import ClassifierStore, check_name
 from services.tasks.classifiers.training import check_examples, fit_classifier
 from services.tasks.sentiment.tweets import normalize_tweet
+from services.tasks.texts import check_texts
 from shared.errors import BabelError, ErrorCode
 from shared.messages.classifiers import (
     CLASSIFY,
@@ -97,25 +98,11 @@ class ClassifierHandlers:
         return ClassifierDeleted(name=request.name)
 
     def _check_texts(self, texts: tuple[str, ...]) -> None:
-        if not texts:
-            raise BabelError(
-                ErrorCode.INVALID_ARGUMENT, "at least one text is needed", field="texts"
-            )
-        if len(texts) > self._settings.max_texts:
-            raise BabelError(
-                ErrorCode.INVALID_ARGUMENT,
-                f"{len(texts)} texts; at most {self._settings.max_texts} per request",
-                field="texts",
-            )
-        for i, text in enumerate(texts):
-            if not text.strip():
-                raise BabelError(ErrorCode.INVALID_ARGUMENT, "text is empty", field=f"texts[{i}]")
-            if len(text) > self._settings.max_text_chars:
-                raise BabelError(
-                    ErrorCode.INVALID_ARGUMENT,
-                    f"text has {len(text)} characters; at most {self._settings.max_text_chars}",
-                    field=f"texts[{i}]",
-                )
+        check_texts(
+            texts,
+            max_texts=self._settings.max_texts,
+            max_text_chars=self._settings.max_text_chars,
+        )
 
     async def classify(self, request: PredictRequest, context: RequestContext) -> PredictResponse:
         info, head = await asyncio.to_thread(self._store.get, request.name)

@@ -7,7 +7,7 @@ import numpy as np
 from services.tasks.sentiment.backend import SentimentBackend
 from services.tasks.sentiment.settings import SentimentSettings
 from services.tasks.sentiment.umsab import LABELS
-from shared.errors import BabelError, ErrorCode
+from services.tasks.texts import check_texts
 from shared.messages.sentiment import (
     ANALYZE_SENTIMENT,
     SentenceSentiment,
@@ -38,25 +38,11 @@ class SentimentHandlers:
         registry.add_unary(ANALYZE_SENTIMENT, self.analyze)
 
     def _validate(self, request: SentimentRequest) -> None:
-        if not request.texts:
-            raise BabelError(
-                ErrorCode.INVALID_ARGUMENT, "at least one text is needed", field="texts"
-            )
-        if len(request.texts) > self._settings.max_texts:
-            raise BabelError(
-                ErrorCode.INVALID_ARGUMENT,
-                f"{len(request.texts)} texts; at most {self._settings.max_texts} per request",
-                field="texts",
-            )
-        for i, text in enumerate(request.texts):
-            if not text.strip():
-                raise BabelError(ErrorCode.INVALID_ARGUMENT, "text is empty", field=f"texts[{i}]")
-            if len(text) > self._settings.max_text_chars:
-                raise BabelError(
-                    ErrorCode.INVALID_ARGUMENT,
-                    f"text has {len(text)} characters; at most {self._settings.max_text_chars}",
-                    field=f"texts[{i}]",
-                )
+        check_texts(
+            request.texts,
+            max_texts=self._settings.max_texts,
+            max_text_chars=self._settings.max_text_chars,
+        )
 
     def _sentences(self, text: str) -> list[Span]:
         spans = sentence_spans(text, max_chars=self._settings.max_sentence_chars)

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from services.tasks.texts import check_texts
 from services.tasks.translation.backend import Translator
 from services.tasks.translation.html_nodes import HtmlDocument, parse_html
 from services.tasks.translation.segments import Segmented, reassemble, segment
@@ -102,31 +103,15 @@ class TranslationHandlers:
     # ------------------------------------------------------------------ translate
     def _validate(self, request: TranslateRequest) -> None:
         settings = self._settings
-        if not request.texts:
-            raise BabelError(
-                ErrorCode.INVALID_ARGUMENT, "at least one text is needed", field="texts"
-            )
-        if len(request.texts) > settings.max_texts:
-            raise BabelError(
-                ErrorCode.INVALID_ARGUMENT,
-                f"at most {settings.max_texts} texts per request",
-                field="texts",
-            )
         if not 0 <= request.alternatives <= settings.max_alternatives:
             raise BabelError(
                 ErrorCode.INVALID_ARGUMENT,
                 f"alternatives must be 0..{settings.max_alternatives}",
                 field="alternatives",
             )
-        for i, text in enumerate(request.texts):
-            if not text.strip():
-                raise BabelError(ErrorCode.INVALID_ARGUMENT, "text is empty", field=f"texts[{i}]")
-            if len(text) > settings.max_text_chars:
-                raise BabelError(
-                    ErrorCode.INVALID_ARGUMENT,
-                    f"text has {len(text)} characters; at most {settings.max_text_chars}",
-                    field=f"texts[{i}]",
-                )
+        check_texts(
+            request.texts, max_texts=settings.max_texts, max_text_chars=settings.max_text_chars
+        )
 
     def _job(self, text: str, index: int, request: TranslateRequest, target: str) -> _Job:
         max_chars = self._settings.max_sentence_chars
