@@ -49,8 +49,12 @@ test: models ## Run every test (unit, integration against real Redis and models,
 test-unit: install ## Unit tests only (no Redis, no models)
 	$(BIN)/pytest tests/unit
 
+.PHONY: check-refs
+check-refs: ## Fail if any file refers to the folder beside the checkout (a user has only the repo)
+	$(PYTHON) .ci/check-no-outside-refs
+
 .PHONY: lint
-lint: install ## ruff (lint + format check) and mypy
+lint: check-refs install ## check-refs, ruff (lint + format check) and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

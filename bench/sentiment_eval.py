@@ -3,7 +3,7 @@
 Heads train on the **train** split only. Candidate head settings are compared by 5-fold
 cross-validation on train (folds stratified by language and label); the best by CV
 macro-F1 is then trained on all of train and measured once on val, beside the published
-references (test split) and QUALITY.md's in-process references (val split).
+references (test split) and REFERENCES.md's in-process references (val split).
 ``--val-all`` also measures every candidate on val (for the report only: choosing on
 val would overfit its 2,592 noisy examples). With ``--installed`` the head that
 ``babelstack train sentiment`` put in the model cache is measured too (what the tasks
@@ -13,7 +13,7 @@ The pipeline is the service's: texts normalised (``@user``, links, ``\\uXXXX``
 escapes), embedded with e5 ``query: ``, a head from ``services.tasks.heads``.
 Embeddings are cached in the head's folder of the model cache.
 
-    .venv/bin/python bench/sentiment_eval.py [--data ../shared/data/umsab]
+    .venv/bin/python bench/sentiment_eval.py [--data services/tasks/sentiment/data/umsab]
         [--candidates lr,mlp,mlp-x5] [--folds 5] [--val-all] [--installed] [--json out.json]
 """
 
@@ -47,8 +47,8 @@ from shared.settings import load_settings
 
 PUBLISHED_TEST = {"fastText": 51.0, "XLM-R": 66.8, "XLM-T": 69.4}
 """Fine-tuned models, all languages, UMSAB test split (Barbieri et al., 2022)."""
-QUALITY_VAL = {"LR (e5, QUALITY.md)": 59.6, "MLP (e5, QUALITY.md)": 61.4}
-"""In-process references on the val split (handbook QUALITY.md)."""
+QUALITY_VAL = {"LR (e5, REFERENCES.md)": 59.6, "MLP (e5, REFERENCES.md)": 61.4}
+"""In-process references on the val split (bench/REFERENCES.md)."""
 
 MLP = HeadConfig(
     hidden=512,

@@ -22,7 +22,8 @@ from services.launcher.redis_server import free_port, start_redis
 from services.launcher.stack import read_readiness
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = REPO.parent / "shared" / "data"
+DATA = REPO / "bench" / "data"
+"""The benchmarks' evaluation sets (``bench/data/README.md``)."""
 MODULES = {
     "tasks": "services.tasks",
     "generation": "services.generation",

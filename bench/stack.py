@@ -2,7 +2,8 @@
 
 ``running_stack`` starts Redis + the retrieval worker + the gateway (the launcher's own
 ``start_stack``) in a scratch folder and always stops them; ``RetrievalApi`` is a small
-aiohttp client of the public HTTP API; the loaders read ``../shared/data``.
+aiohttp client of the public HTTP API; the loaders read ``bench/data`` (XQuAD, Tatoeba)
+and the UMSAB copy in the package (``services/tasks/sentiment/data/umsab``).
 """
 
 from __future__ import annotations
@@ -26,9 +27,11 @@ import aiohttp
 
 from services.launcher.redis_server import free_port
 from services.launcher.stack import Stack, StackConfig, start_stack
+from services.tasks.sentiment.umsab import UMSAB_DATA
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = REPO.parent / "shared" / "data"
+DATA = REPO / "bench" / "data"
+"""The benchmarks' evaluation sets (``bench/data/README.md``)."""
 MODELS = Path(os.environ.get("BABEL_MODELS_DIR", "~/.cache/babelstack/models")).expanduser()
 MODEL = "multilingual-e5-small"
 
@@ -259,7 +262,7 @@ def _unescape(line: str) -> str:
         return line
 
 
-def real_sentences(data: Path = DATA, seed: int = 0) -> list[str]:
+def real_sentences(data: Path = DATA, seed: int = 0, umsab: Path = UMSAB_DATA) -> list[str]:
     """Distinct short real texts, shuffled: Tatoeba (8 sides) + UMSAB training tweets.
 
     Sources are mixed so that any prefix looks like the whole (an IVF index trained on
@@ -268,7 +271,7 @@ def real_sentences(data: Path = DATA, seed: int = 0) -> list[str]:
     texts: list[str] = []
     for path in sorted((data / "tatoeba").glob("tatoeba.*-eng.*")):
         texts += path.read_text(encoding="utf-8").splitlines()
-    for path in sorted((data / "umsab").glob("*/train_text.txt")):
+    for path in sorted(umsab.glob("*/train_text.txt")):
         for line in path.read_text(encoding="utf-8").splitlines():
             texts.append(_unescape(line))
     seen: set[str] = set()

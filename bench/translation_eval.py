@@ -1,9 +1,9 @@
 """Translation quality and speed of the ``llm`` backend on Tatoeba, through the HTTP API.
 
 For each of deu, fra, spa, jpn, both directions (X -> en and en -> X), the first ``-n``
-pairs of ``../shared/data/tatoeba`` are translated with ``POST /v1/translate`` (source
+pairs of ``bench/data/tatoeba`` are translated with ``POST /v1/translate`` (source
 given, plain text; ``--batch`` texts a request) and scored with sacrebleu: chrF
-(defaults) and BLEU (13a tokens; characters for Japanese output). QUALITY.md's chrF of
+(defaults) and BLEU (13a tokens; characters for Japanese output). REFERENCES.md's chrF of
 the same model called in-process stands beside ours; sentences/s is per direction
 (wall clock of its requests).
 
@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # ``bench`` as a p
 from bench.services_stack import DATA, services_stack
 
 CODES = {"deu": "de", "fra": "fr", "spa": "es", "jpn": "ja", "eng": "en"}
-# QUALITY.md: Qwen2.5-Coder-1.5B-Instruct in-process, first 100 pairs, chrF.
+# REFERENCES.md: Qwen2.5-Coder-1.5B-Instruct in-process, first 100 pairs, chrF.
 REFERENCE_CHRF = {
     ("deu", "eng"): 58.2, ("fra", "eng"): 56.0, ("spa", "eng"): 61.9, ("jpn", "eng"): 46.6,
     ("eng", "deu"): 46.8, ("eng", "fra"): 49.3, ("eng", "spa"): 52.7, ("eng", "jpn"): 19.5,

@@ -14,9 +14,11 @@ from pathlib import Path
 from services.generation import __version__
 from services.generation.engine import LlmEngine
 from services.generation.handlers import GenerationHandlers, RagHandlers
+from services.generation.probe import start_checked
 from services.generation.rag import RagPipeline
 from services.generation.settings import GenerationSettings
 from shared.langid import build_identifier
+from shared.messages.system import SelfCheck
 from shared.models.cache import ModelCacheSettings, resolve_model_path
 from shared.rpc.client import RpcClient
 from shared.rpc.connection import connect
@@ -46,15 +48,21 @@ def build(environ: Mapping[str, str]) -> ServiceParts:
     GenerationHandlers(engine, settings).register(registry)
     RagHandlers(RagPipeline(engine, rpc, identifier, settings)).register(registry)
 
+    checks: list[SelfCheck] = []
+
     async def warm_up() -> None:
         await asyncio.to_thread(identifier.warm_up)
-        await engine.start()
+        check = await start_checked(engine, settings, model=path, on_cpu=engine.on_cpu())
+        if check is not None:
+            checks.append(check)
 
     async def close() -> None:
         await engine.close()
         await redis.aclose()
 
-    return ServiceParts(registry=registry, warm_up=warm_up, close=close)
+    return ServiceParts(
+        registry=registry, warm_up=warm_up, close=close, checks=lambda: tuple(checks)
+    )
 
 
 def main() -> None:

@@ -10,12 +10,13 @@ import asyncio
 import gc
 import os
 import time
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from services.generation.sampling import CheckedSampling
-from services.generation.settings import GenerationSettings
+from services.generation.settings import EngineDtype, GenerationSettings
 from shared.errors import BabelError, ErrorCode
 from shared.messages.generation import ChatMessage, FinishReason
 from shared.telemetry import get_logger
@@ -55,6 +56,8 @@ class LlmEngine:
         self.served_name = served_name
         self.max_model_len = settings.max_model_len
         self.created = int(time.time())
+        self.dtype: str | None = None
+        """The dtype the running engine was built with."""
         self._engine: AsyncLLM | None = None
         self._tokenizer: Any = None
 
@@ -64,7 +67,13 @@ class LlmEngine:
             raise BabelError(ErrorCode.UNAVAILABLE, "the engine is still loading", retryable=True)
         return self._engine
 
-    def _build(self) -> AsyncLLM:
+    def on_cpu(self) -> bool:
+        """Whether vLLM runs on its CPU backend here (imports vLLM)."""
+        from vllm.platforms import current_platform
+
+        return bool(current_platform.is_cpu())
+
+    def _build(self, dtype: EngineDtype) -> AsyncLLM:
         # Read by vLLM's CPU backend when the engine starts; an integer number of GiB.
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(self._settings.kv_cache_gib))
         from vllm.engine.arg_utils import AsyncEngineArgs
@@ -73,7 +82,7 @@ class LlmEngine:
         args = AsyncEngineArgs(
             model=self._model_path,
             served_model_name=[self.served_name],
-            dtype=self._settings.dtype,
+            dtype=dtype,
             max_model_len=self._settings.max_model_len,
             enforce_eager=self._settings.enforce_eager,
             max_num_seqs=self._settings.max_num_seqs,
@@ -82,18 +91,37 @@ class LlmEngine:
         )
         return AsyncLLM.from_engine_args(args)
 
-    async def start(self) -> None:
+    async def start(self, dtype: EngineDtype) -> None:
+        """Build the engine in ``dtype``; see :mod:`services.generation.probe` for the choice."""
         began = time.monotonic()
         # Built off the event loop so heartbeats go on while the engine processes spawn.
-        engine = await asyncio.to_thread(self._build)
+        engine = await asyncio.to_thread(self._build, dtype)
         self._tokenizer = engine.get_tokenizer()
         self._engine = engine
+        self.dtype = dtype
         log.info(
             "engine ready",
             model=self.served_name,
+            dtype=dtype,
             seconds=round(time.monotonic() - began, 1),
             max_model_len=self.max_model_len,
         )
+
+    async def answer(self, prompt: str, max_tokens: int) -> str:
+        """The greedy answer to one user message: the path users' chats take."""
+        sampling = CheckedSampling(
+            max_tokens=max_tokens,
+            temperature=0.0,
+            top_p=1.0,
+            stop=(),
+            seed=None,
+            n=1,
+            json_schema=None,
+            ignore_eos=False,
+        )
+        ids = self.encode_chat([ChatMessage(role="user", content=prompt)])
+        parts = [d.text async for d in self.stream(ids, sampling, f"probe-{uuid.uuid4().hex[:12]}")]
+        return "".join(parts)
 
     def _ids(self, encoded: Any) -> list[int]:
         if isinstance(encoded, list):
@@ -173,6 +201,8 @@ class LlmEngine:
 
     async def close(self) -> None:
         engine, self._engine = self._engine, None
+        self._tokenizer = None
+        self.dtype = None
         if engine is not None:
             await asyncio.to_thread(engine.shutdown)
             del engine

@@ -6,6 +6,9 @@ from typing import ClassVar, Literal
 
 from shared.settings import BaseSettings
 
+EngineDtype = Literal["auto", "half", "float16", "bfloat16", "float", "float32"]
+"""The dtypes vLLM's engine arguments take."""
+
 
 class GenerationSettings(BaseSettings, frozen=True, kw_only=True):
     env_prefix: ClassVar[str] = "BABEL_GENERATION_"
@@ -16,7 +19,15 @@ class GenerationSettings(BaseSettings, frozen=True, kw_only=True):
     """The model id clients use; None: the model's folder name."""
     max_model_len: int = 4_096
     """Context window the engine reserves per request (prompt + output)."""
-    dtype: Literal["auto", "half", "float16", "bfloat16", "float", "float32"] = "bfloat16"
+    dtype: Literal["default"] | EngineDtype = "default"
+    """``default``: float32 on CPU, bfloat16 on GPUs. bfloat16 on CPU is fast but answers
+    nonsense for some models on CPUs with AMX/AVX512-BF16 (``docs/vllm-cpu-notes.md``); the
+    engine probe catches that and falls back (:attr:`dtype_fallback`)."""
+    probe: bool = True
+    """Ask the engine known-answer questions before the worker reports ready."""
+    dtype_fallback: bool = True
+    """When the probe fails, rebuild the engine in float32 (with a warning) instead of
+    refusing to become ready."""
     kv_cache_gib: int = 1
     """CPU only: KV-cache size in GiB (``VLLM_CPU_KVCACHE_SPACE``)."""
     gpu_memory_utilization: float = 0.85

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from services.launcher.models_cli import models_app
+from services.launcher.progress import TerminalProgress
 from services.launcher.stack import (
     SERVICE_MODULES,
     StackConfig,
@@ -19,11 +20,13 @@ from services.launcher.stack import (
     start_stack,
 )
 from services.launcher.train_cli import train_app
+from services.launcher.work_cli import register as register_work_commands
 from shared.errors import BabelError
 
 app = typer.Typer(help="BabelStack: multilingual NLP behind one REST API.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 app.add_typer(train_app, name="train")
+register_work_commands(app)  # ingest, search, ask, translate, sentiment
 
 
 def _say(line: str) -> None:
@@ -56,7 +59,7 @@ def up(
     # A SIGTERM during start-up must still stop what was started: make it an exception.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        stack = start_stack(config, os.environ, _say)
+        stack = start_stack(config, os.environ, _say, TerminalProgress())
     except BabelError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=1) from exc
@@ -75,7 +78,9 @@ def up(
 
 @app.command()
 def status(
-    url: Annotated[str, typer.Option(help="Gateway base URL.")] = "http://127.0.0.1:8080",
+    url: Annotated[
+        str, typer.Option(envvar="BABEL_URL", help="Gateway base URL (env BABEL_URL).")
+    ] = "http://127.0.0.1:8080",
 ) -> None:
     """Print readiness of Redis and each service; exit 1 unless ready."""
     code, body = read_readiness(url.rstrip("/"))

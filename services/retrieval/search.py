@@ -2,7 +2,7 @@
 
 Hybrid fusion is language-gated by default: a BM25 hit counts only when its chunk is
 in the query's language. Across languages BM25 matches names and numbers rather than
-meaning, and naive fusion then loses to dense alone (see the handbook's QUALITY.md).
+meaning, and naive fusion then loses to dense alone (see ``bench/REFERENCES.md``).
 """
 
 from __future__ import annotations

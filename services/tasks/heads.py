@@ -16,6 +16,7 @@ import msgspec
 import numpy as np
 
 from shared.errors import BabelError, ErrorCode
+from shared.progress import SILENT, Advance, Progress
 
 if TYPE_CHECKING:
     import torch
@@ -117,8 +118,12 @@ def train_head(
     targets: Sequence[int] | np.ndarray,
     labels: Sequence[str],
     config: HeadConfig,
+    progress: Progress = SILENT,
 ) -> Head:
-    """Train on ``vectors`` (n × dim) with class indices ``targets`` into ``labels``."""
+    """Train on ``vectors`` (n × dim) with class indices ``targets`` into ``labels``.
+
+    ``progress`` counts epochs over all members.
+    """
     import torch
 
     y_np = np.asarray(targets, dtype=np.int64)
@@ -138,9 +143,12 @@ def train_head(
         weight=torch.tensor(class_weights, dtype=torch.float32),
         label_smoothing=config.label_smoothing,
     )
-    members = tuple(
-        _train_member(x, y, len(labels), config, seed, loss_fn) for seed in config.seeds
-    )
+    epochs = config.epochs * len(config.seeds)
+    with progress.task("fitting the head", total=epochs, unit="epochs") as advance:
+        members = tuple(
+            _train_member(x, y, len(labels), config, seed, loss_fn, advance)
+            for seed in config.seeds
+        )
     weights = HeadWeights(
         labels=tuple(labels),
         dim=int(vectors.shape[1]),
@@ -159,6 +167,7 @@ def _train_member(
     config: HeadConfig,
     seed: int,
     loss_fn: torch.nn.Module,
+    advance: Advance,
 ) -> tuple[Layer, ...]:
     import torch
 
@@ -194,6 +203,7 @@ def _train_member(
             loss.backward()
             optimizer.step()
             scheduler.step()
+        advance(1)
     linears = [module for module in model if isinstance(module, torch.nn.Linear)]
     return tuple(
         _layer(linear.weight.detach().numpy().T, linear.bias.detach().numpy()) for linear in linears

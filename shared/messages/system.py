@@ -20,6 +20,18 @@ def ping_method(service: str) -> Method[PingRequest, PingReply]:
     return Method(service, "ping", PingRequest, PingReply)
 
 
+class SelfCheck(Message, frozen=True, kw_only=True):
+    """A check a worker ran on itself before it reported ready, e.g. its engine's probe."""
+
+    name: str
+    passed: bool
+    seconds: float
+    detail: str
+    """One line a person reads: what was asked, what came back."""
+    facts: dict[str, str] = {}
+    """What the check settled, e.g. ``{"dtype": "float32", "cpu_flags": "avx512_bf16"}``."""
+
+
 class WorkerInfo(Message, frozen=True, kw_only=True):
     """What a worker publishes in its heartbeat key."""
 
@@ -35,3 +47,5 @@ class WorkerInfo(Message, frozen=True, kw_only=True):
     in_flight: int = 0
     concurrency: int = 0
     processed: int = 0
+    checks: tuple[SelfCheck, ...] = ()
+    """The worker's self-checks (e.g. the generation engine's known-answer probe)."""

