@@ -52,7 +52,7 @@ def build(environ: Mapping[str, str]) -> ServiceParts:
 
     async def warm_up() -> None:
         await asyncio.to_thread(identifier.warm_up)
-        check = await start_checked(engine, settings, model=path, on_cpu=engine.on_cpu())
+        check = await start_checked(engine, settings, model=path)
         if check is not None:
             checks.append(check)
 

@@ -19,7 +19,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Protocol
 
 from services.generation.settings import EngineDtype, GenerationSettings
 from shared.cpu_flags import describe_cpu
@@ -35,8 +35,6 @@ log = get_logger(__name__)
 CHECK_NAME = "engine-probe"
 FALLBACK_DTYPE: EngineDtype = "float32"
 """The dtype measured correct for both default models on every CPU of our kind."""
-CPU_DEFAULT_DTYPE: EngineDtype = "float32"
-GPU_DEFAULT_DTYPE: EngineDtype = "bfloat16"
 
 
 class ProbedEngine(Protocol):
@@ -65,13 +63,6 @@ class ProbeOutcome:
             f"{c.prompt!r} -> {c.answer!r} ({'ok' if c.passed else f'expected {c.expected}'})"
             for c in self.checks
         )
-
-
-def resolve_dtype(setting: Literal["default"] | EngineDtype, *, on_cpu: bool) -> EngineDtype:
-    """``default`` is float32 on CPU (bfloat16 is wrong on some CPUs) and bfloat16 on GPUs."""
-    if setting != "default":
-        return setting
-    return CPU_DEFAULT_DTYPE if on_cpu else GPU_DEFAULT_DTYPE
 
 
 def dtypes_to_try(first: EngineDtype, *, fallback: bool) -> tuple[EngineDtype, ...]:
@@ -187,10 +178,10 @@ def as_self_check(outcomes: Sequence[ProbeOutcome], requested: str) -> SelfCheck
 
 
 async def start_checked(
-    engine: ProbedEngine, settings: GenerationSettings, *, model: str, on_cpu: bool
+    engine: ProbedEngine, settings: GenerationSettings, *, model: str
 ) -> SelfCheck | None:
     """Start ``engine`` as ``settings`` say: probed (with fallback) unless the probe is off."""
-    first = resolve_dtype(settings.dtype, on_cpu=on_cpu)
+    first = settings.dtype
     if not settings.probe:
         await engine.start(first)
         return None

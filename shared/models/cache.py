@@ -128,7 +128,7 @@ class EngineVerification(msgspec.Struct, frozen=True, kw_only=True):
     reference: str
     """E.g. ``vllm 0.32.0 AsyncLLM (greedy), cpu``."""
     dtype_setting: str
-    """``BABEL_GENERATION_DTYPE`` when it ran (``default`` unless set)."""
+    """``BABEL_GENERATION_DTYPE`` when it ran (``bfloat16`` unless set)."""
     dtype: str
     """The dtype the worker will serve; empty when none passed."""
     cpu: str

@@ -17,7 +17,6 @@ from services.generation.probe import (
     as_self_check,
     dtypes_to_try,
     probe_prompts,
-    resolve_dtype,
     start_checked,
     start_probed,
 )
@@ -60,10 +59,14 @@ def _settings(**changes: object) -> GenerationSettings:
     return msgspec.structs.replace(GenerationSettings(), **changes)
 
 
-def test_default_dtype_is_float32_on_cpu_and_bfloat16_on_gpu() -> None:
-    assert resolve_dtype("default", on_cpu=True) == "float32"
-    assert resolve_dtype("default", on_cpu=False) == "bfloat16"
-    assert resolve_dtype("bfloat16", on_cpu=True) == "bfloat16"
+def test_by_default_bfloat16_is_served_where_right_and_float32_where_not() -> None:
+    assert GenerationSettings().dtype == "bfloat16"
+    assert GenerationSettings().dtype_fallback is True
+    right, wrong = FakeEngine(broken=set()), FakeEngine(broken={"bfloat16"})
+    asyncio.run(start_checked(right, GenerationSettings(), model="SmolLM2-135M-Instruct"))
+    asyncio.run(start_checked(wrong, GenerationSettings(), model="SmolLM2-135M-Instruct"))
+    assert right.dtype == "bfloat16"
+    assert wrong.dtype == "float32"
 
 
 def test_float32_is_tried_after_another_dtype_only_when_fallback_is_on() -> None:
@@ -84,9 +87,7 @@ def test_known_models_are_probed_with_their_preparation_checks() -> None:
 def test_a_right_engine_is_served_in_the_first_dtype() -> None:
     engine = FakeEngine(broken=set())
     check = asyncio.run(
-        start_checked(
-            engine, _settings(dtype="bfloat16"), model="Qwen2.5-Coder-1.5B-Instruct", on_cpu=True
-        )
+        start_checked(engine, _settings(dtype="bfloat16"), model="Qwen2.5-Coder-1.5B-Instruct")
     )
     assert engine.events == ["start bfloat16"]
     assert engine.dtype == "bfloat16"
@@ -101,9 +102,7 @@ def test_a_right_engine_is_served_in_the_first_dtype() -> None:
 def test_a_wrong_bfloat16_engine_is_rebuilt_in_float32() -> None:
     engine = FakeEngine(broken={"bfloat16"})
     check = asyncio.run(
-        start_checked(
-            engine, _settings(dtype="bfloat16"), model="SmolLM2-135M-Instruct", on_cpu=True
-        )
+        start_checked(engine, _settings(dtype="bfloat16"), model="SmolLM2-135M-Instruct")
     )
     assert engine.events == ["start bfloat16", "close bfloat16", "start float32"]
     assert engine.dtype == "float32"  # left running for users
@@ -125,7 +124,6 @@ def test_without_fallback_a_wrong_engine_refuses_to_become_ready() -> None:
                 engine,
                 _settings(dtype="bfloat16", dtype_fallback=False),
                 model="SmolLM2-135M-Instruct",
-                on_cpu=True,
             )
         )
     assert engine.events == ["start bfloat16", "close bfloat16"]
@@ -141,7 +139,7 @@ def test_without_fallback_a_wrong_engine_refuses_to_become_ready() -> None:
 def test_when_every_dtype_is_wrong_the_error_names_each() -> None:
     engine = FakeEngine(broken={"bfloat16", "float32"})
     with pytest.raises(BabelError) as caught:
-        asyncio.run(start_checked(engine, _settings(dtype="bfloat16"), model="m", on_cpu=True))
+        asyncio.run(start_checked(engine, _settings(dtype="bfloat16"), model="m"))
     assert engine.events == ["start bfloat16", "close bfloat16", "start float32", "close float32"]
     assert "bfloat16:" in str(caught.value)
     assert "float32:" in str(caught.value)
@@ -167,11 +165,11 @@ def test_a_multilingual_model_fails_on_a_wrong_translation_alone() -> None:
     assert [c.passed for c in outcomes[0].checks] == [True, False]
 
 
-def test_probe_off_starts_the_resolved_dtype_unchecked() -> None:
-    engine = FakeEngine(broken={"float32"})
-    check = asyncio.run(start_checked(engine, _settings(probe=False), model="m", on_cpu=True))
+def test_probe_off_starts_the_configured_dtype_unchecked() -> None:
+    engine = FakeEngine(broken={"bfloat16"})
+    check = asyncio.run(start_checked(engine, _settings(probe=False), model="m"))
     assert check is None
-    assert engine.events == ["start float32"]
+    assert engine.events == ["start bfloat16"]
 
 
 def test_the_self_check_travels_in_the_heartbeat() -> None:
