@@ -82,11 +82,16 @@ def engine_checked(record: LlmRecord, checker: EngineChecker) -> bool:
 
 
 def check_engine(
-    folder: Path, name: str, checker: EngineChecker, say: Callable[[str], None]
+    folder: Path,
+    name: str,
+    checker: EngineChecker,
+    say: Callable[[str], None],
+    progress: Progress = SILENT,
 ) -> EngineVerification:
     """Run ``checker`` on ``folder``; raise unless some dtype answered right."""
     say(f"verifying: greedy chat with the serving engine (dtype setting {checker.dtype_setting})")
-    verification = checker.run(folder)
+    with progress.task(f"engine check (vLLM, {checker.dtype_setting})"):
+        verification = checker.run(folder)
     for attempt in verification.attempts:
         for check in attempt.checks:
             verdict = "ok" if check.passed else f"WRONG, expected {check.expected}"
@@ -163,7 +168,7 @@ def prepare_llm(
         existing = read_llm_record(target)
         if not force and existing is not None and is_current(existing, source, target):
             if engine_check is not None and not engine_checked(existing, engine_check):
-                checked = check_engine(target, name, engine_check, say)
+                checked = check_engine(target, name, engine_check, say, progress)
                 existing = msgspec.structs.replace(existing, engine_verification=checked)
                 write_record(target, existing)
             return LlmPrepareResult(
@@ -199,7 +204,9 @@ def prepare_llm(
             if not verification.passed:
                 raise BabelError(ErrorCode.INTERNAL, failure_message(name, verification))
             engine_verification = (
-                check_engine(folder, name, engine_check, say) if engine_check is not None else None
+                check_engine(folder, name, engine_check, say, progress)
+                if engine_check is not None
+                else None
             )
             first = source.members[0]
             record = LlmRecord(
