@@ -34,8 +34,8 @@ class Progress(Protocol):
     def board(self, names: Sequence[str]) -> AbstractContextManager[StatusBoard]: ...
 
 
-def _ignore(_: int) -> None:
-    pass
+def ignore_advance(_: int) -> None:
+    """An :data:`Advance` that counts nowhere."""
 
 
 class _SilentBoard:
@@ -48,7 +48,7 @@ class SilentProgress:
 
     @contextmanager
     def task(self, description: str, total: int | None = None, unit: str = "") -> Iterator[Advance]:
-        yield _ignore
+        yield ignore_advance
 
     @contextmanager
     def board(self, names: Sequence[str]) -> Iterator[StatusBoard]:

@@ -27,7 +27,7 @@ from shared.errors import BabelError, ErrorCode
 from shared.messages.system import SelfCheck
 from shared.models.cache import ChatCheck
 from shared.models.llm_sources import LLM_SOURCES
-from shared.models.llm_verify import CAPITAL_OF_FRANCE, ChatPrompt, answer_has
+from shared.models.llm_verify import CAPITAL_OF_FRANCE, ChatPrompt, all_passed, judge
 from shared.telemetry import get_logger
 
 log = get_logger(__name__)
@@ -51,12 +51,11 @@ class ProbeOutcome:
 
     dtype: EngineDtype
     checks: tuple[ChatCheck, ...]
-    start_seconds: float
     probe_seconds: float
 
     @property
     def passed(self) -> bool:
-        return bool(self.checks) and all(c.passed for c in self.checks)
+        return all_passed(self.checks)
 
     def answers(self) -> str:
         return "; ".join(
@@ -85,13 +84,7 @@ async def run_probe(engine: ProbedEngine, prompts: Sequence[ChatPrompt]) -> tupl
     async def one(item: ChatPrompt) -> ChatCheck:
         began = time.perf_counter()
         answer = (await engine.answer(item.prompt, item.max_new_tokens)).strip()
-        return ChatCheck(
-            prompt=item.prompt,
-            expected=item.expected,
-            answer=answer,
-            seconds=round(time.perf_counter() - began, 2),
-            passed=answer_has(answer, item.expected),
-        )
+        return judge(item, answer, time.perf_counter() - began)
 
     return tuple(await asyncio.gather(*(one(p) for p in prompts)))
 
@@ -110,7 +103,6 @@ async def start_probed(
     """
     outcomes: list[ProbeOutcome] = []
     for dtype in dtypes:
-        began = time.perf_counter()
         await engine.start(dtype)
         started = time.perf_counter()
         try:
@@ -121,7 +113,6 @@ async def start_probed(
         outcome = ProbeOutcome(
             dtype=dtype,
             checks=checks,
-            start_seconds=round(started - began, 2),
             probe_seconds=round(time.perf_counter() - started, 2),
         )
         outcomes.append(outcome)
@@ -177,20 +168,27 @@ def as_self_check(outcomes: Sequence[ProbeOutcome], requested: str) -> SelfCheck
     )
 
 
+async def start_configured(
+    engine: ProbedEngine, settings: GenerationSettings, *, model: str
+) -> list[ProbeOutcome]:
+    """:func:`start_probed` with the dtypes and prompts ``settings`` and ``model`` give: the
+    one decision the worker and ``babelstack models prepare`` share."""
+    return await start_probed(
+        engine,
+        model=model,
+        dtypes=dtypes_to_try(settings.dtype, fallback=settings.dtype_fallback),
+        prompts=probe_prompts(model),
+    )
+
+
 async def start_checked(
     engine: ProbedEngine, settings: GenerationSettings, *, model: str
 ) -> SelfCheck | None:
     """Start ``engine`` as ``settings`` say: probed (with fallback) unless the probe is off."""
-    first = settings.dtype
     if not settings.probe:
-        await engine.start(first)
+        await engine.start(settings.dtype)
         return None
-    outcomes = await start_probed(
-        engine,
-        model=model,
-        dtypes=dtypes_to_try(first, fallback=settings.dtype_fallback),
-        prompts=probe_prompts(model),
-    )
+    outcomes = await start_configured(engine, settings, model=model)
     if not outcomes[-1].passed:
         raise BabelError(ErrorCode.UNAVAILABLE, refusal_message(model, outcomes))
-    return as_self_check(outcomes, requested=first)
+    return as_self_check(outcomes, requested=settings.dtype)

@@ -20,7 +20,7 @@ from pathlib import Path
 import msgspec
 
 from services.generation.engine import LlmEngine
-from services.generation.probe import dtypes_to_try, probe_prompts, start_probed
+from services.generation.probe import start_configured
 from services.generation.settings import GenerationSettings
 from shared.cpu_flags import describe_cpu
 from shared.errors import BabelError, ErrorCode
@@ -38,13 +38,7 @@ async def verify_engine(folder: Path, environ: Mapping[str, str]) -> EngineVerif
     settings = load_settings(GenerationSettings, environ)
     engine = LlmEngine(settings, str(folder), folder.name)
     on_cpu = engine.on_cpu()
-    first = settings.dtype
-    outcomes = await start_probed(
-        engine,
-        model=folder.name,
-        dtypes=dtypes_to_try(first, fallback=settings.dtype_fallback),
-        prompts=probe_prompts(folder.name),
-    )
+    outcomes = await start_configured(engine, settings, model=folder.name)
     await engine.close()
     last = outcomes[-1]
     return EngineVerification(

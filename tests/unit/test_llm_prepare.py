@@ -54,7 +54,9 @@ class Fakes:
         with zipfile.ZipFile(path, "w") as archive:
             archive.writestr(f"fake_llm_part{number}/data/part0{number}.bin", PART_BYTES[package])
 
-    def convert(self, gguf: Path, out: Path, progress: Progress = SILENT) -> None:
+    def convert(
+        self, gguf: Path, out: Path, *, dtype_name: str, progress: Progress = SILENT
+    ) -> None:
         self.converted.append(gguf.read_bytes())
         out.mkdir()
         (out / "model.safetensors").write_bytes(b"fake weights")
@@ -81,7 +83,7 @@ def settings(tmp_path: Path) -> ModelCacheSettings:
 
 def use(fakes: Fakes, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(llm_prepare.LLM_SOURCES, FAKE, FAKE_SOURCE)
-    monkeypatch.setattr(llm_prepare, "convert_gguf", fakes.convert)
+    monkeypatch.setattr(llm_prepare, "convert_gguf_file", fakes.convert)
     monkeypatch.setattr(llm_prepare, "verify_chat", fakes.verify)
 
 
