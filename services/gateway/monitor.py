@@ -54,6 +54,7 @@ class ServiceMonitor:
             self._metrics.queue_lag.labels(name).set(health.queue.lag or 0)
             self._metrics.live_workers.labels(name).set(health.ready_workers)
             self._metrics.dead_letters.labels(name).set(health.queue.dead_letters)
+            self._metrics.failover.by_service[name] = health.failover
 
     async def run(self) -> None:
         while True:

@@ -14,7 +14,9 @@ from typing import Any
 
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, Metric
 
+from shared.rpc.stats import FailoverStats
 from shared.telemetry import bound_context, get_logger
 
 log = get_logger("babel.access")
@@ -26,6 +28,31 @@ REQUEST_ID_HEADER = "x-request-id"
 
 def current_request_id() -> str | None:
     return _request_id.get()
+
+
+class FailoverCollector:
+    """Exposes the failover counters workers keep in Redis (as the monitor last read them)."""
+
+    def __init__(self) -> None:
+        self.by_service: dict[str, FailoverStats] = {}
+
+    def collect(self) -> list[Metric]:
+        takeovers = CounterMetricFamily(
+            "babel_worker_takeovers",
+            "Dead workers (heartbeat expired) whose pending requests a live worker took over",
+            labels=["service"],
+        )
+        entries = CounterMetricFamily(
+            "babel_reclaimed_entries",
+            "Pending requests moved to a live worker: via=takeover (dead worker) or "
+            "idle (stuck past BABEL_WORKER_CLAIM_IDLE_MS)",
+            labels=["service", "via"],
+        )
+        for service, stats in sorted(self.by_service.items()):
+            takeovers.add_metric([service], stats.takeovers)
+            entries.add_metric([service, "takeover"], stats.taken_over)
+            entries.add_metric([service, "idle"], stats.reclaimed)
+        return [takeovers, entries]
 
 
 class GatewayMetrics:
@@ -70,6 +97,8 @@ class GatewayMetrics:
             ["service"],
             registry=self.registry,
         )
+        self.failover = FailoverCollector()
+        self.registry.register(self.failover)
 
 
 class RequestObserver:

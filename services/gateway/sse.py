@@ -20,10 +20,20 @@ def sse_data(payload: Any) -> bytes:
 
 
 def sse_error(error: BabelError) -> bytes:
-    """An error after the stream has started (headers are sent; the status cannot change)."""
+    """An error after the stream has started (headers are sent; the status cannot change).
+
+    ``retryable`` says the same request may succeed if sent again (e.g. its worker died
+    mid-stream and another took over)."""
     info = error.info
     return sse_data(
-        {"error": {"code": info.code.value, "message": str(error), "param": info.field}}
+        {
+            "error": {
+                "code": info.code.value,
+                "message": str(error),
+                "param": info.field,
+                "retryable": info.retryable,
+            }
+        }
     )
 
 

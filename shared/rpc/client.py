@@ -135,6 +135,9 @@ class RpcClient:
         """Send ``request`` and yield reply chunks until the worker says ``done``.
 
         Closing the iterator early (a client that went away) asks the worker to stop.
+        Chunks must come in sequence: one out of order (two workers wrote to this stream,
+        which a takeover prevents) ends it with a retryable ``unavailable`` error, never a
+        repeated or interleaved chunk.
         """
         envelope, wait_s = self._envelope(
             method,
@@ -150,6 +153,7 @@ class RpcClient:
         finished = False
         await self._redis.xadd(self._keys.requests(method.service), {ENTRY_FIELD: encode(envelope)})
         last_id: bytes | str = "0-0"
+        expected_seq = 0
         try:
             while True:
                 remaining = give_up_at - time.monotonic()
@@ -169,7 +173,15 @@ class RpcClient:
                         if chunk.error is not None:
                             finished = True
                             raise BabelError.from_info(chunk.error)
+                        if chunk.seq != expected_seq:
+                            raise BabelError(
+                                ErrorCode.UNAVAILABLE,
+                                f"stream from service {method.service!r} broke off: chunk "
+                                f"{chunk.seq} came where {expected_seq} was due",
+                                retryable=True,
+                            )
                         if chunk.payload is not None:
+                            expected_seq += 1
                             yield decode_payload(chunk.payload, method.response)
                         if chunk.done:
                             finished = True

@@ -3,6 +3,10 @@
 Undecodable entries stay pending until their last attempt, then go to the
 dead-letter stream; a decodable one always gets a reply: the handler's result, or
 an error (deadline passed, unknown method, invalid payload, handler failure).
+
+A streaming request delivered again (its worker died, or was stuck) restarts from the
+first chunk only while its reply stream is still empty; once chunks went out, the stream
+ends with a retryable ``unavailable`` error instead, so a caller never sees a chunk twice.
 """
 
 from __future__ import annotations
@@ -143,12 +147,31 @@ class Dispatcher:
             deadline=envelope.deadline,
             worker=self._worker,
             deliveries=deliveries,
+            call_id=envelope.id,
         )
         if route.stream is not None:
+            if deliveries > 1 and await self._ended_interrupted(entry_id, envelope):
+                return
             await self._serve_stream(entry_id, envelope, route, request, context)
         else:
             await self._serve_unary(entry_id, envelope, route, request, context)
         self.counters.processed += 1
+
+    async def _ended_interrupted(self, entry_id: bytes, envelope: Envelope) -> bool:
+        """End a redelivered stream whose first worker had sent chunks already (True)."""
+        sent = await self._writer.chunks_sent(envelope)
+        if not sent:
+            return False
+        log.warning("stream interrupted by a worker failure", chunks=sent)
+        error = BabelError(
+            ErrorCode.UNAVAILABLE,
+            f"the worker producing this stream stopped after {sent} chunk(s); "
+            "send the request again",
+            retryable=True,
+        )
+        await self._writer.finish(entry_id, envelope, error=error.info, seq=sent)
+        self.counters.processed += 1
+        return True
 
     async def _serve_unary(
         self,

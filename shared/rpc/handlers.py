@@ -18,6 +18,9 @@ class RequestContext:
     deadline: float
     worker: str
     deliveries: int
+    call_id: str = ""
+    """The envelope's id: unique per call, the same on every delivery of it (a key for
+    work that must not run twice when a request is taken over)."""
 
     def remaining_s(self) -> float:
         return self.deadline - time.time()

@@ -19,6 +19,10 @@ class Keys:
     def dead_letters(self, service: str) -> str:
         return f"{self.prefix}:{service}:dead"
 
+    def failover(self, service: str) -> str:
+        """Hash of the service's failover counters: takeovers, taken_over, reclaimed."""
+        return f"{self.prefix}:{service}:failover"
+
     def heartbeat(self, service: str, worker: str) -> str:
         return f"{self.prefix}:{service}:heartbeat:{worker}"
 

@@ -92,6 +92,10 @@ class ReplyWriter:
             self._queue_ack(pipe, entry_id, dead)
             await pipe.execute()
 
+    async def chunks_sent(self, envelope: Envelope) -> int:
+        """Chunks already in a streaming reply (written by an earlier delivery)."""
+        return int(await self._redis.xlen(envelope.reply_to))
+
     async def chunk(self, envelope: Envelope, seq: int, item: Message) -> bool:
         """Append one chunk to a streaming reply; True when the caller has cancelled."""
         chunk = StreamChunk(seq=seq, payload=encode(item))

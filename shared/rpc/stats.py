@@ -8,6 +8,7 @@ import msgspec
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
+from shared.messages.envelope import ENTRY_FIELD, envelope_decoder
 from shared.messages.system import WorkerInfo
 from shared.rpc.keys import Keys
 
@@ -24,10 +25,22 @@ class QueueStats(msgspec.Struct, frozen=True, kw_only=True):
     dead_letters: int
 
 
+class FailoverStats(msgspec.Struct, frozen=True, kw_only=True):
+    """Counters the workers of a service keep in Redis (totals since the key was created)."""
+
+    takeovers: int = 0
+    """Dead workers whose pending entries a live worker took over (heartbeat expired)."""
+    taken_over: int = 0
+    """Entries moved in those takeovers."""
+    reclaimed: int = 0
+    """Entries reclaimed after ``claim_idle_ms`` (a worker alive but stuck)."""
+
+
 class ServiceHealth(msgspec.Struct, frozen=True, kw_only=True):
     service: str
     workers: tuple[WorkerInfo, ...]
     queue: QueueStats
+    failover: FailoverStats = msgspec.field(default_factory=FailoverStats)
 
     @property
     def ready_workers(self) -> int:
@@ -70,11 +83,38 @@ async def read_queue(redis: aioredis.Redis, keys: Keys, service: str) -> QueueSt
     return QueueStats(depth=int(depth), pending=pending, lag=lag, dead_letters=int(dead))
 
 
+async def read_failover(redis: aioredis.Redis, keys: Keys, service: str) -> FailoverStats:
+    raw: dict[Any, Any] = await redis.hgetall(keys.failover(service))
+    counts = {(k.decode() if isinstance(k, bytes) else str(k)): int(v) for k, v in raw.items()}
+    fields = FailoverStats.__struct_fields__
+    return FailoverStats(**{name: value for name, value in counts.items() if name in fields})
+
+
+async def pending_on(
+    redis: aioredis.Redis, keys: Keys, service: str, consumer: str, limit: int = 1_000
+) -> list[str]:
+    """The trace request ids of the entries pending on one consumer (what a worker holds)."""
+    stream = keys.requests(service)
+    pending: list[dict[str, Any]] = await redis.xpending_range(
+        stream, keys.group(service), min="-", max="+", count=limit, consumername=consumer
+    )
+    found = []
+    for item in pending:
+        entries: list[Any] = await redis.xrange(stream, item["message_id"], item["message_id"])
+        for _, fields in entries:
+            try:
+                found.append(envelope_decoder.decode(fields[ENTRY_FIELD]).trace.request_id)
+            except (KeyError, msgspec.DecodeError, msgspec.ValidationError):
+                continue
+    return found
+
+
 async def read_service(redis: aioredis.Redis, keys: Keys, service: str) -> ServiceHealth:
     return ServiceHealth(
         service=service,
         workers=await read_workers(redis, keys, service),
         queue=await read_queue(redis, keys, service),
+        failover=await read_failover(redis, keys, service),
     )
 
 

@@ -1,9 +1,11 @@
 """The worker loop: one service's request stream, read through its consumer group.
 
 At-least-once delivery: an entry is acknowledged (and deleted) in the same MULTI as
-its reply is written. Entries left pending by a dead worker are reclaimed with
-XAUTOCLAIM; a live worker renews its in-flight entries so they are not stolen.
-After ``max_attempts`` deliveries an entry goes to the dead-letter stream.
+its reply is written. A live worker renews its in-flight entries on every heartbeat tick
+and, on the same tick, takes over the pending entries of a peer whose heartbeat has
+expired (see :mod:`shared.rpc.leases`). Entries idle for ``claim_idle_ms`` (a peer that is
+alive but stuck) are reclaimed with XAUTOCLAIM. After ``max_attempts`` deliveries an
+entry goes to the dead-letter stream.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from shared.messages.system import PingReply, PingRequest, SelfCheck, WorkerInfo
 from shared.rpc.dispatch import REDIS_DOWN, Dispatcher, WorkerCounters
 from shared.rpc.handlers import HandlerRegistry, RequestContext
 from shared.rpc.keys import Keys
+from shared.rpc.leases import Leases
 from shared.rpc.replies import ReplyWriter
 from shared.settings import WorkerSettings
 from shared.telemetry import get_logger
@@ -74,6 +77,15 @@ class Worker:
         self._in_flight: dict[bytes, asyncio.Task[None]] = {}
         self._slot_free = asyncio.Event()
         registry.add_unary(ping_method(identity.service), self._ping)
+        self._tick_s = min(settings.heartbeat_interval_ms, settings.claim_idle_ms // 3) / 1000
+        self._leases = Leases(
+            redis,
+            keys,
+            service=identity.service,
+            worker=self.name,
+            tick_ms=int(self._tick_s * 1000),
+            heartbeat_ttl_ms=settings.heartbeat_ttl_ms,
+        )
         writer = ReplyWriter(redis, keys, settings, identity.service, self.name)
         self._dispatcher = Dispatcher(registry, writer, settings, self.name, self.counters)
 
@@ -155,21 +167,33 @@ class Worker:
         )
 
     async def _heartbeat_loop(self) -> None:
-        """Publish the heartbeat and renew the lease on in-flight entries."""
-        interval_s = (
-            min(self._settings.heartbeat_interval_ms, self._settings.claim_idle_ms // 3) / 1000
-        )
+        """Each tick: publish the heartbeat, renew in-flight leases, take over dead peers."""
         while True:
             try:
                 await self._publish_heartbeat()
-                ids: list[Any] = list(self._in_flight)
-                if ids:
-                    await self._redis.xclaim(
-                        self._stream, self._group, self.name, 0, ids, justid=True
-                    )
-            except REDIS_DOWN as exc:
+                await self._renew_leases()
+                if self.state == "ready":
+                    await self._take_over_dead_peers()
+            except (ResponseError, *REDIS_DOWN) as exc:  # e.g. NOGROUP: the read loop recreates it
                 log.warning("heartbeat failed", error=str(exc))
-            await asyncio.sleep(interval_s)
+            await asyncio.sleep(self._tick_s)
+
+    async def _renew_leases(self) -> None:
+        """Keep in-flight entries from being reclaimed; stop those another worker took."""
+        for entry_id in await self._leases.renew(list(self._in_flight)):
+            task = self._in_flight.get(entry_id)
+            if task is not None:
+                log.warning("entry taken over by another worker; stopped here", entry=entry_id)
+                task.cancel()
+
+    async def _take_over_dead_peers(self) -> None:
+        for peer in await self._leases.dead_peers():
+            claimed = await self._leases.take(peer, limit=self._settings.concurrency)
+            if claimed:
+                log.info("took over a dead worker's requests", peer=peer, entries=len(claimed))
+            for entry in claimed:
+                if entry.entry_id not in self._in_flight:
+                    self._spawn(entry.entry_id, entry.fields, deliveries=entry.deliveries)
 
     # ------------------------------------------------------------------ intake
     async def _wait_for_capacity(self, stop: asyncio.Event) -> int:
@@ -236,6 +260,7 @@ class Worker:
                     deliveries = await self._delivery_count(entry_id)
                     log.info("reclaimed pending entry", entry=entry_id, deliveries=deliveries)
                     self._spawn(entry_id, fields, deliveries=deliveries)
+                    await self._leases.count(reclaimed=1)
             except ResponseError as exc:
                 if "NOGROUP" not in str(exc):
                     raise

@@ -58,6 +58,9 @@ class ClassifierHandlers:
     async def create(self, request: CreateClassifier, context: RequestContext) -> ClassifierInfo:
         check_name(request.name)
         counts = check_examples(request.examples, self._settings)
+        done = await asyncio.to_thread(self._store.created_by_call, request.name, context.call_id)
+        if done is not None:  # this very call, delivered again: it created the classifier
+            return done
         if request.name in self._creating or self._store.exists(request.name):
             raise BabelError(
                 ErrorCode.CONFLICT, f"classifier {request.name!r} already exists", field="name"
@@ -81,7 +84,7 @@ class ClassifierHandlers:
                 created_at=datetime.now(UTC).isoformat(timespec="seconds"),
                 train_seconds=round(time.perf_counter() - started, 3),
             )
-            await asyncio.to_thread(self._store.create, info, head)
+            await asyncio.to_thread(self._store.create, info, head, context.call_id)
             return info
         finally:
             self._creating.discard(request.name)

@@ -2,7 +2,9 @@
 
 A file holds the classifier's description and head weights; it is written once, whole
 (temp file + fsync + hard link, so two workers creating the same name cannot both win),
-and read back by every worker that sharing the folder, reloaded when it changes.
+and read back by every worker that sharing the folder, reloaded when it changes. It also
+names the RPC call that created it, so that the same call delivered again (its worker died
+before replying, and another took it over) finds its own classifier instead of a conflict.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ SUFFIX = ".msgpack"
 class StoredClassifier(msgspec.Struct, frozen=True, kw_only=True):
     info: ClassifierInfo
     weights: HeadWeights
+    created_by: str = ""
+    """The id of the RPC call that created it (empty in files written before it was kept)."""
 
 
 @dataclass(frozen=True)
@@ -56,8 +60,16 @@ class ClassifierStore:
     def exists(self, name: str) -> bool:
         return self._path(name).is_file()
 
-    def create(self, info: ClassifierInfo, head: Head) -> None:
-        stored = StoredClassifier(info=info, weights=head.weights)
+    def created_by_call(self, name: str, call_id: str) -> ClassifierInfo | None:
+        """The classifier ``name`` if the call ``call_id`` created it, else None."""
+        try:
+            stored = msgspec.msgpack.decode(self._path(name).read_bytes(), type=StoredClassifier)
+        except FileNotFoundError:
+            return None
+        return stored.info if call_id and stored.created_by == call_id else None
+
+    def create(self, info: ClassifierInfo, head: Head, call_id: str = "") -> None:
+        stored = StoredClassifier(info=info, weights=head.weights, created_by=call_id)
         if not create_atomic(self._path(info.name), msgspec.msgpack.encode(stored)):
             raise BabelError(
                 ErrorCode.CONFLICT, f"classifier {info.name!r} already exists", field="name"
