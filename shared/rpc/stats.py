@@ -100,7 +100,7 @@ async def pending_on(
     )
     found = []
     for item in pending:
-        entries: list[Any] = await redis.xrange(stream, item["message_id"], item["message_id"])
+        entries: Any = await redis.xrange(stream, item["message_id"], item["message_id"])
         for _, fields in entries:
             try:
                 found.append(envelope_decoder.decode(fields[ENTRY_FIELD]).trace.request_id)
