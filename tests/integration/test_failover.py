@@ -14,16 +14,39 @@ it holds requests: tasks (with classifier creation, which must not run twice), r
 from __future__ import annotations
 
 import asyncio
+import re
+import time
 import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import redis.asyncio as aioredis
 
+from services.launcher.redis_server import RedisServer
 from shared.errors import BabelError, ErrorCode
-from shared.rpc.client import RpcClient
+from shared.messages.classifiers import (
+    CREATE_CLASSIFIER,
+    ClassifierInfo,
+    CreateClassifier,
+    LabelledExample,
+)
+from shared.messages.envelope import (
+    ENTRY_FIELD,
+    PROTOCOL_VERSION,
+    Envelope,
+    TraceContext,
+    encode,
+    reply_decoder,
+)
+from shared.rpc.client import RpcClient, decode_payload
+from shared.rpc.connection import connect
 from shared.rpc.keys import Keys
 from shared.rpc.stats import pending_on, read_failover
+from shared.settings import RedisSettings
 from tests.support.echo_worker import (
     COUNT,
     SERVICE,
@@ -32,7 +55,13 @@ from tests.support.echo_worker import (
     CountRequest,
     SleepRequest,
 )
-from tests.support.processes import StartWorker, WorkerProcess
+from tests.support.failover import Call, Victim, failures, load_with_kill
+from tests.support.gateway_process import GatewayProcess, start_gateway, wait_ready
+from tests.support.generation import LOAD_TIMEOUT_S as GENERATION_LOAD_TIMEOUT_S
+from tests.support.generation import start_generation_worker
+from tests.support.processes import StartWorker, WorkerProcess, start_worker
+from tests.support.redis_db import fresh_db_url
+from tests.support.retrieval import start_retrieval_worker, wait_worker_ready
 from tests.support.waiting import wait_for_workers, wait_until, worker_info
 
 pytestmark = pytest.mark.timeout(300)
@@ -166,3 +195,193 @@ async def test_a_stream_cut_after_some_chunks_ends_with_a_retryable_error(
     assert caught.value.info.retryable
     assert got == list(range(len(got)))  # every chunk once, in order, then the error
     assert 3 <= len(got) < 2000
+
+
+# ---------------------------------------------------------------------- services through HTTP
+TEXTS = [
+    "I absolutely love this, it made my day!",
+    "Das war eine schreckliche Erfahrung, ich bin total enttäuscht.",
+    "¡Me encanta este lugar, es maravilloso!",
+    "C'est nul, je suis vraiment déçu et en colère.",
+    "この映画は本当に素晴らしかった！大好きです。",
+    "The weather is lovely today and we are going for a walk in the park.",
+    "Bitte schicken Sie mir den Bericht vor der Besprechung morgen früh.",
+    "من فضلك أرسل لي التقرير قبل الاجتماع صباح الغد.",
+]
+BATCH = [TEXTS[i % len(TEXTS)] for i in range(16)]
+TOPIC_EXAMPLES = [
+    ("The team won the football match last night.", "sports"),
+    ("She scored two goals in the second half.", "sports"),
+    ("The tennis final went to five sets.", "sports"),
+    ("Our basketball coach called a timeout.", "sports"),
+    ("Stir the onions until they are golden brown.", "cooking"),
+    ("Bake the bread for forty minutes.", "cooking"),
+    ("Add a pinch of salt to the soup.", "cooking"),
+    ("This recipe needs fresh basil and garlic.", "cooking"),
+]
+
+
+@dataclass
+class Pair:
+    """A gateway and two workers of one service; ``workers[0]`` is the one to kill."""
+
+    url: str
+    gateway: GatewayProcess
+    workers: list[WorkerProcess]
+    folder: Path
+    extra: list[WorkerProcess] = field(default_factory=list)
+
+
+async def victim_of(pair: Pair, redis: aioredis.Redis, service: str) -> Victim:
+    info = await worker_info(redis, pair.workers[0], service)
+    assert info is not None, pair.workers[0].log_tail()
+    return Victim(process=pair.workers[0], service=service, name=info.worker)
+
+
+async def metric(base_url: str, name: str, labels: str) -> float:
+    async with httpx.AsyncClient(base_url=base_url) as client:
+        text = (await client.get("/metrics")).text
+    found = re.search(rf"^{name}\{{{labels}\}} (\S+)$", text, re.MULTILINE)
+    return float(found.group(1)) if found else 0.0
+
+
+async def assert_taken_over(pair: Pair, redis: aioredis.Redis, victim: Victim) -> None:
+    """The victim held requests when it died; the takeover (not the idle reclaim) moved them,
+    the dead consumer left the group, and the gateway's /metrics says so."""
+    assert victim.held, "the victim held nothing when killed: the test proved nothing"
+    failover = await read_failover(redis, KEYS, victim.service)
+    assert failover.takeovers >= 1
+    assert failover.taken_over >= len(victim.held)
+    assert failover.reclaimed == 0
+    assert victim.name not in await consumers(redis, victim.service)
+    labels = f'service="{victim.service}"'
+
+    async def exported() -> bool:
+        return await metric(pair.gateway.base_url, "babel_worker_takeovers_total", labels) >= 1
+
+    await wait_until(exported, timeout_s=10, what="babel_worker_takeovers_total on /metrics")
+    moved = await metric(
+        pair.gateway.base_url, "babel_reclaimed_entries_total", labels + ',via="takeover"'
+    )
+    assert moved >= len(victim.held)
+
+
+def post(path: str, body: dict[str, Any]) -> Callable[..., Awaitable[httpx.Response]]:
+    def send(client: httpx.AsyncClient, headers: dict[str, str]) -> Awaitable[httpx.Response]:
+        return client.post(path, json=body, headers=headers)
+
+    return send
+
+
+def tasks_worker(url: str, folder: Path, name: str) -> WorkerProcess:
+    return start_worker(
+        "services.tasks",
+        redis_url=url,
+        log_dir=folder,
+        name=name,
+        env={
+            **SERVICE_ENV,
+            "BABEL_TASKS_DATA_DIR": str(folder / "data"),
+            "BABEL_TRANSLATION_BACKEND": "off",
+            "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+        },
+    )
+
+
+@pytest.fixture(scope="module")
+def tasks_pair(
+    redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Pair]:
+    folder = tmp_path_factory.mktemp("failover-tasks")
+    url = fresh_db_url(redis_server, 8)
+    gateway = start_gateway(
+        redis_url=url, log_dir=folder, env={"BABEL_GATEWAY_MONITOR_INTERVAL_S": 0.2}
+    )
+    workers = [tasks_worker(url, folder, f"tasks-{i}") for i in range(2)]
+    try:
+        for worker in workers:
+            wait_worker_ready(url, worker, service="tasks", timeout_s=240)
+        wait_ready(gateway, watch=workers)
+        yield Pair(url=url, gateway=gateway, workers=workers, folder=folder)
+    finally:
+        for worker in workers:
+            worker.stop()
+        gateway.stop()
+
+
+def classifier_body(name: str) -> dict[str, Any]:
+    examples = [{"text": text, "label": label} for text, label in TOPIC_EXAMPLES]
+    return {"name": name, "examples": examples}
+
+
+async def test_tasks_survive_a_killed_worker_and_create_each_classifier_once(
+    tasks_pair: Pair,
+) -> None:
+    redis = connect(RedisSettings(url=tasks_pair.url))
+    try:
+        victim = await victim_of(tasks_pair, redis, "tasks")
+        names = [f"topics-{i}" for i in range(4)]
+        calls = [Call("classifier", post("/v1/classifiers", classifier_body(n))) for n in names]
+        for i in range(28):
+            if i % 4 == 3:
+                calls.append(Call("detect", post("/v1/detect", {"q": BATCH})))
+            else:
+                calls.append(Call("sentiment", post("/v1/sentiment", {"q": BATCH})))
+
+        outcomes = await load_with_kill(
+            tasks_pair.gateway.base_url, calls, redis=redis, victim=victim, kill_after=10
+        )
+
+        assert failures(outcomes) == []
+        assert [o.status for o in outcomes if o.call.kind == "classifier"] == [201] * 4
+        async with httpx.AsyncClient(base_url=tasks_pair.gateway.base_url) as client:
+            listed = (await client.get("/v1/classifiers")).json()["classifiers"]
+        assert sorted(c["name"] for c in listed) == names
+        files = sorted(p.name for p in (tasks_pair.folder / "data" / "classifiers").iterdir())
+        assert files == [f"{n}.msgpack" for n in names]  # no temp file left, none twice
+        await assert_taken_over(tasks_pair, redis, victim)
+    finally:
+        await redis.aclose()
+
+
+async def test_a_classifier_creation_delivered_twice_creates_it_once(tasks_pair: Pair) -> None:
+    """A worker that trained and stored the classifier, then died before replying: the same
+    call, delivered again, answers with the classifier it created instead of a conflict."""
+    redis = connect(RedisSettings(url=tasks_pair.url))
+    try:
+        request = CreateClassifier(
+            name="replayed",
+            examples=tuple(
+                LabelledExample(text=text, label=label) for text, label in TOPIC_EXAMPLES
+            ),
+        )
+        call_id = uuid.uuid4().hex
+        envelope = Envelope(
+            v=PROTOCOL_VERSION,
+            id=call_id,
+            kind=CREATE_CLASSIFIER.kind,
+            payload=encode(request),
+            reply_to=KEYS.reply(call_id),
+            deadline=time.time() + 120,
+            trace=TraceContext(request_id=call_id),
+        )
+
+        async def deliver() -> ClassifierInfo:
+            await redis.xadd(KEYS.requests("tasks"), {ENTRY_FIELD: encode(envelope)})
+            popped: Any = await redis.blpop([envelope.reply_to], timeout=120)
+            reply = reply_decoder.decode(popped[1])
+            assert reply.error is None, reply.error
+            assert reply.payload is not None
+            info: ClassifierInfo = decode_payload(reply.payload, ClassifierInfo)
+            return info
+
+        first = await deliver()
+        again = await deliver()
+        assert again == first
+        other = RpcClient(redis, KEYS)  # another call for the same name is still a conflict
+        with pytest.raises(BabelError) as caught:
+            await other.call(CREATE_CLASSIFIER, request, timeout_s=120)
+        assert caught.value.code is ErrorCode.CONFLICT
+    finally:
+        await redis.aclose()
