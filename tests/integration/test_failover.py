@@ -14,6 +14,7 @@ it holds requests: tasks (with classifier creation, which must not run twice), r
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
 import uuid
@@ -383,5 +384,184 @@ async def test_a_classifier_creation_delivered_twice_creates_it_once(tasks_pair:
         with pytest.raises(BabelError) as caught:
             await other.call(CREATE_CLASSIFIER, request, timeout_s=120)
         assert caught.value.code is ErrorCode.CONFLICT
+    finally:
+        await redis.aclose()
+
+
+# ---------------------------------------------------------------------- retrieval
+SEED = [
+    ("eiffel", "The Eiffel Tower in Paris is 330 metres tall and was finished in 1889."),
+    ("zugspitze", "Die Zugspitze ist mit 2962 Metern der höchste Berg Deutschlands."),
+    ("fuji", "富士山は日本で最も高い山で、標高は3776メートルです。"),
+]
+
+
+@pytest.fixture(scope="module")
+def retrieval_pair(
+    redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Pair]:
+    """Two retrieval workers on one data folder: the second starts once the collection is
+    in the store, so that both hold its index (each worker keeps its indexes in memory)."""
+    folder = tmp_path_factory.mktemp("failover-retrieval")
+    url = fresh_db_url(redis_server, 9)
+    gateway = start_gateway(
+        redis_url=url,
+        log_dir=folder,
+        env={"BABEL_GATEWAY_SERVICES": "retrieval", "BABEL_GATEWAY_MONITOR_INTERVAL_S": 0.2},
+    )
+    workers: list[WorkerProcess] = []
+
+    def start(name: str) -> WorkerProcess:
+        worker = start_retrieval_worker(
+            redis_url=url, data_dir=folder / "data", log_dir=folder, name=name, env=SERVICE_ENV
+        )
+        workers.append(worker)
+        wait_worker_ready(url, worker, timeout_s=240)
+        return worker
+
+    try:
+        start("retrieval-0")
+        wait_ready(gateway, watch=workers)
+        with httpx.Client(base_url=gateway.base_url, timeout=120) as http:
+            assert http.post("/v1/collections", json={"name": "kb"}).status_code == 201
+            documents = [{"id": i, "text": t} for i, t in SEED]
+            seeded = http.post("/v1/collections/kb/documents", json={"documents": documents})
+            assert seeded.status_code == 200, seeded.text
+        start("retrieval-1")
+        yield Pair(url=url, gateway=gateway, workers=workers, folder=folder)
+    finally:
+        for worker in workers:
+            worker.stop()
+        gateway.stop()
+
+
+async def test_retrieval_survives_a_killed_worker_and_ingests_each_document_once(
+    retrieval_pair: Pair,
+) -> None:
+    redis = connect(RedisSettings(url=retrieval_pair.url))
+    try:
+        victim = await victim_of(retrieval_pair, redis, "retrieval")
+        calls: list[Call] = []
+        ingested: list[str] = []
+        for i in range(36):
+            if i % 3 == 0:
+                ids = [f"doc-{i}-a", f"doc-{i}-b"]
+                ingested += ids
+                documents = [
+                    {"id": doc, "text": f"{TEXTS[(i + n) % len(TEXTS)]} ({doc})", "metadata": {}}
+                    for n, doc in enumerate(ids)
+                ]
+                path = "/v1/collections/kb/documents"
+                calls.append(Call("ingest", post(path, {"documents": documents})))
+            elif i % 3 == 1:
+                query = {"query": "Wie hoch ist der Eiffelturm?", "k": 3}
+                calls.append(Call("search", post("/v1/collections/kb/search", query)))
+            else:
+                body = {"input": BATCH, "model": "multilingual-e5-small"}
+                calls.append(Call("embed", post("/v1/embeddings", body)))
+
+        outcomes = await load_with_kill(
+            retrieval_pair.gateway.base_url, calls, redis=redis, victim=victim, kill_after=8
+        )
+
+        assert failures(outcomes) == []
+        for outcome in outcomes:
+            if outcome.call.kind == "search":
+                assert outcome.json()["hits"][0]["document_id"] == "eiffel"
+        async with httpx.AsyncClient(base_url=retrieval_pair.gateway.base_url) as client:
+            info = (await client.get("/v1/collections/kb")).json()
+        # Upsert by document id: an ingest that ran on the dead worker and again on the
+        # survivor replaced its own chunks; each document is there once.
+        assert info["documents"] == len(SEED) + len(ingested)
+        added = sum(o.json()["chunks"] for o in outcomes if o.call.kind == "ingest")
+        assert info["chunks"] == len(SEED) + added
+        await assert_taken_over(retrieval_pair, redis, victim)
+    finally:
+        await redis.aclose()
+
+
+# ---------------------------------------------------------------------- generation
+COUNTING = "1, 2, 3, 4, 5, 6,"
+"""A prompt even SmolLM2-135M continues the same way every time (greedy)."""
+
+
+@pytest.fixture(scope="module")
+def generation_pair(
+    redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Pair]:
+    """Two vLLM workers (the heaviest fixture of the module: one engine each)."""
+    folder = tmp_path_factory.mktemp("failover-generation")
+    url = fresh_db_url(redis_server, 10)
+    gateway = start_gateway(
+        redis_url=url,
+        log_dir=folder,
+        env={"BABEL_GATEWAY_SERVICES": "generation", "BABEL_GATEWAY_MONITOR_INTERVAL_S": 0.2},
+    )
+    workers: list[WorkerProcess] = []
+    try:
+        for i in range(2):
+            workers.append(
+                start_generation_worker(
+                    redis_url=url, log_dir=folder, name=f"generation-{i}", env=SERVICE_ENV
+                )
+            )
+        for worker in workers:
+            wait_worker_ready(
+                url, worker, service="generation", timeout_s=GENERATION_LOAD_TIMEOUT_S
+            )
+        wait_ready(gateway, watch=workers)
+        yield Pair(url=url, gateway=gateway, workers=workers, folder=folder)
+    finally:
+        for worker in workers:
+            worker.stop(timeout_s=30.0)
+        gateway.stop()
+
+
+def sse_events(body: str) -> list[Any]:
+    """The JSON events of a server-sent event stream, and "[DONE]" where it came."""
+    events: list[Any] = []
+    for line in body.splitlines():
+        if line.startswith("data: "):
+            data = line.removeprefix("data: ")
+            events.append(data if data == "[DONE]" else json.loads(data))
+    return events
+
+
+async def test_generation_survives_a_killed_worker_without_repeating_a_token(
+    generation_pair: Pair,
+) -> None:
+    redis = connect(RedisSettings(url=generation_pair.url))
+    try:
+        victim = await victim_of(generation_pair, redis, "generation")
+        body = {"prompt": COUNTING, "max_tokens": 12, "temperature": 0}
+        streamed = {**body, "stream": True}
+        calls = [
+            Call("stream", post("/v1/completions", streamed))
+            if i % 4 == 3
+            else Call("unary", post("/v1/completions", body))
+            for i in range(40)
+        ]
+
+        outcomes = await load_with_kill(
+            generation_pair.gateway.base_url, calls, redis=redis, victim=victim, kill_after=10
+        )
+
+        assert failures(outcomes) == []  # every call got 200, streamed or not
+        answers = {o.json()["choices"][0]["text"] for o in outcomes if o.call.kind == "unary"}
+        assert len(answers) == 1, answers  # greedy: one answer, the reference for the streams
+        (answer,) = answers
+        for outcome in (o for o in outcomes if o.call.kind == "stream"):
+            events = sse_events(outcome.text)
+            assert events[-1] == "[DONE]"
+            assert events.count("[DONE]") == 1
+            text = "".join(e["choices"][0]["text"] for e in events[:-1] if "choices" in e)
+            errors = [e["error"] for e in events[:-1] if "error" in e]
+            if errors:  # cut on the dead worker after some tokens: said so, retryable
+                assert len(errors) == 1, errors
+                assert errors[0]["retryable"] is True, errors
+                assert answer.startswith(text), (text, answer)
+            else:  # served whole (or restarted before its first token): no token twice
+                assert text == answer, (text, answer)
+        await assert_taken_over(generation_pair, redis, victim)
     finally:
         await redis.aclose()

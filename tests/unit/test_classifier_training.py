@@ -106,6 +106,17 @@ def test_store_creates_lists_reloads_and_deletes(tmp_path: Path) -> None:
     assert other.list() == []
 
 
+def test_store_knows_the_call_that_created_a_classifier(tmp_path: Path) -> None:
+    info, _, head = _trained("topics")
+    store = ClassifierStore(tmp_path / "classifiers")
+    assert store.created_by_call("topics", "call-1") is None  # nothing there yet
+    store.create(info, head, "call-1")
+    other = ClassifierStore(tmp_path / "classifiers")  # the worker that takes the call over
+    assert other.created_by_call("topics", "call-1") == info
+    assert other.created_by_call("topics", "call-2") is None
+    assert other.created_by_call("topics", "") is None
+
+
 @pytest.mark.parametrize("name", ["", "../x", ".hidden", "a/b", "x" * 65, "naïve"])
 def test_bad_names_are_refused(tmp_path: Path, name: str) -> None:
     with pytest.raises(BabelError) as caught:
