@@ -98,10 +98,12 @@ class CollectionManager:
         self.store.close()
 
     # ------------------------------------------------------------------ collections
-    def create(self, name: str, model: str, dim: int) -> CollectionInfo:
+    def create(self, name: str, model: str, dim: int, call_id: str = "") -> CollectionInfo:
+        """A new, empty collection (or the one this call created, delivered again)."""
         check_name(name)
-        collection = self.store.create_collection(name, model, dim)
-        self._indexes[collection.id] = self._new_index(dim)
+        collection = self.store.create_collection(name, model, dim, call_id)
+        if collection.id not in self._indexes:
+            self._indexes[collection.id] = self._new_index(dim)
         return self.describe(name)
 
     def get(self, name: str) -> Collection:

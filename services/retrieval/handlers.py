@@ -81,10 +81,14 @@ class RetrievalHandlers:
                 field=field,
             )
 
-    async def create_collection(self, spec: CollectionSpec, _: RequestContext) -> CollectionInfo:
+    async def create_collection(
+        self, spec: CollectionSpec, context: RequestContext
+    ) -> CollectionInfo:
         self._check_served(spec.model, "model")
         dim = self._embedder.embedder.dim
-        return await asyncio.to_thread(self._manager.create, spec.name, self.model, dim)
+        return await asyncio.to_thread(
+            self._manager.create, spec.name, self.model, dim, context.call_id
+        )
 
     async def list_collections(self, _: ListCollections, __: RequestContext) -> CollectionList:
         return CollectionList(collections=tuple(await asyncio.to_thread(self._manager.list_all)))

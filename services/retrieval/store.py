@@ -52,6 +52,10 @@ CREATE TABLE IF NOT EXISTS chunks (
     vector BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS chunks_by_document ON chunks (collection_id, document_id);
+CREATE TABLE IF NOT EXISTS collection_calls (
+    collection_id INTEGER PRIMARY KEY REFERENCES collections(id) ON DELETE CASCADE,
+    call_id TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS fields (
     collection_id INTEGER NOT NULL,
     field TEXT NOT NULL,
@@ -146,17 +150,31 @@ class DocStore:
             self._db.execute("COMMIT")
 
     # ------------------------------------------------------------------ collections
-    def create_collection(self, name: str, model: str, dim: int) -> Collection:
+    def create_collection(self, name: str, model: str, dim: int, call_id: str = "") -> Collection:
+        """Create ``name``; 409 if it exists, unless the RPC call ``call_id`` created it (the
+        same call delivered again after its worker died): then it is returned as created."""
         with self._transaction() as db:
-            if db.execute("SELECT 1 FROM collections WHERE name = ?", (name,)).fetchone():
-                raise BabelError(
-                    ErrorCode.CONFLICT, f"collection {name!r} already exists", field="name"
-                )
+            existing = db.execute(
+                "SELECT c.id, k.call_id FROM collections c "
+                "LEFT JOIN collection_calls k ON k.collection_id = c.id WHERE c.name = ?",
+                (name,),
+            ).fetchone()
+            if existing is not None:
+                if not (call_id and existing[1] == call_id):
+                    raise BabelError(
+                        ErrorCode.CONFLICT, f"collection {name!r} already exists", field="name"
+                    )
+                return self.collection(name)
             cursor = db.execute(
                 "INSERT INTO collections (name, model, dim, created_at) VALUES (?, ?, ?, ?)",
                 (name, model, dim, time.time()),
             )
             collection_id = int(cursor.lastrowid or 0)
+            if call_id:
+                db.execute(
+                    "INSERT INTO collection_calls (collection_id, call_id) VALUES (?, ?)",
+                    (collection_id, call_id),
+                )
             db.execute(
                 f"CREATE VIRTUAL TABLE fts_{collection_id} "
                 'USING fts5(tokens, tokenize = "unicode61 remove_diacritics 0 '
@@ -189,6 +207,7 @@ class DocStore:
             documents, chunks = self._counts(collection)
             db.execute("DELETE FROM chunks WHERE collection_id = ?", (collection.id,))
             db.execute("DELETE FROM fields WHERE collection_id = ?", (collection.id,))
+            db.execute("DELETE FROM collection_calls WHERE collection_id = ?", (collection.id,))
             db.execute("DELETE FROM documents WHERE collection_id = ?", (collection.id,))
             db.execute("DELETE FROM collections WHERE id = ?", (collection.id,))
             db.execute(f"DROP TABLE IF EXISTS {collection.fts}")
