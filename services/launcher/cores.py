@@ -39,7 +39,7 @@ class CorePlan:
 
     def describe(self) -> str:
         if not self.active:
-            return "cores      shared freely (generation alone, or one core)"
+            return "cores      shared freely (plan off, generation alone, or one core)"
         cores = ",".join(map(str, self.generation_cores))
         return (
             f"cores      generation on {cores} (nice {GENERATION_NICE}); "
