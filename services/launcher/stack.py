@@ -16,9 +16,10 @@ from pathlib import Path
 from types import FrameType
 
 from services.launcher.processes import Child, spawn, stop_all
-from services.launcher.redis_server import RedisServer, start_redis
+from services.launcher.redis_server import RedisServer, start_redis, write_redis_url
 from shared.errors import BabelError, ErrorCode
 from shared.progress import SILENT, Progress, StatusBoard
+from shared.settings import RedisSettings
 
 SERVICE_MODULES: dict[str, str] = {
     "generation": "services.generation",
@@ -114,9 +115,12 @@ def start_stack(
     stack = Stack(config=config, redis_url=external or "")
     try:
         if not external:
-            stack.redis = start_redis(config.state_dir / "redis")
+            password = RedisSettings.from_env(environ).password
+            stack.redis = start_redis(config.state_dir / "redis", password=password)
             stack.redis_url = stack.redis.url
-            say(f"redis      {stack.redis_url} (pid {stack.redis.pid})")
+            write_redis_url(config.state_dir, stack.redis_url)  # for `babelstack keys`
+            auth = ", AUTH on" if password else ""
+            say(f"redis      {stack.redis_url} (pid {stack.redis.pid}{auth})")
         else:
             say(f"redis      {external} (from REDIS_URL)")
         env = {
