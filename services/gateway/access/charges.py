@@ -1,8 +1,8 @@
 """How many characters a request costs against its key's per-minute quota: the texts it
 sends in, and for generation the prompt plus ``max_tokens`` (the answer it may cost).
 
-One table by request type. A request type not listed costs nothing (reads, deletes);
-``tests/unit/test_access_charges.py`` fails for a new request type nobody classified.
+One table by request type, and one list of those that cost nothing (reads, deletes);
+``tests/unit/test_access_tables.py`` fails for a request type in neither.
 """
 
 from __future__ import annotations
@@ -11,17 +11,33 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from shared.messages.base import Message
-from shared.messages.classifiers import CreateClassifier, PredictRequest
-from shared.messages.generation import GenerateRequest, RagRequest, Sampling
+from shared.messages.classifiers import (
+    ClassifierRef,
+    CreateClassifier,
+    ListClassifiers,
+    PredictRequest,
+)
+from shared.messages.generation import (
+    EngineStatsRequest,
+    GenerateRequest,
+    ModelsRequest,
+    RagRequest,
+    Sampling,
+)
 from shared.messages.langid import DetectRequest
 from shared.messages.retrieval import (
+    CollectionRef,
+    CollectionSpec,
+    DeleteDocuments,
     EmbedRequest,
     FileIngestRequest,
     IngestRequest,
+    ListCollections,
     SearchRequest,
 )
 from shared.messages.sentiment import SentimentRequest
-from shared.messages.translation import TranslateRequest
+from shared.messages.system import PingRequest
+from shared.messages.translation import TranslateRequest, TranslationLanguagesRequest
 
 UNBOUNDED_MAX_TOKENS: Final = 1024
 """What a generation request without ``max_tokens`` is counted for."""
@@ -54,6 +70,22 @@ CHARGES: Final[dict[type[Message], Callable[[Any], int]]] = {
     GenerateRequest: _generate,
     RagRequest: lambda r: len(r.question) + _answer(r.sampling),
 }
+
+FREE: Final[frozenset[type[Message]]] = frozenset(
+    {
+        ClassifierRef,
+        ListClassifiers,
+        EngineStatsRequest,
+        ModelsRequest,
+        CollectionRef,
+        CollectionSpec,
+        DeleteDocuments,
+        ListCollections,
+        PingRequest,
+        TranslationLanguagesRequest,
+    }
+)
+"""Requests that carry no text to work on: they count as requests, not characters."""
 
 
 def chars_of(request: Message) -> int:
