@@ -12,6 +12,7 @@ import hmac
 from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
+from redis.exceptions import RedisError
 
 from services.gateway.access.charges import chars_of
 from services.gateway.access.limiter import Grant, Limiter, Refused
@@ -124,6 +125,13 @@ class AccessControl:
         except Refused as exc:
             self.metrics.refusals.labels(grant.name, exc.reason).inc()
             raise exc.error from None
+        except RedisError as exc:
+            raise BabelError(
+                ErrorCode.UNAVAILABLE,
+                "the API key's quota cannot be checked: Redis is unavailable",
+                retryable=True,
+                retry_after_s=2.0,
+            ) from exc
         self.metrics.chars.labels(grant.name).inc(chars)
         if stream_id is not None:
             self.metrics.streams.labels(grant.name).inc()
