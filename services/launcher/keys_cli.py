@@ -18,6 +18,7 @@ from typing import Annotated, TypeVar
 
 import msgspec
 import typer
+from redis.exceptions import RedisError
 
 from services.launcher.redis_server import read_redis_url
 from services.launcher.stack import default_state_dir
@@ -67,6 +68,9 @@ def _run(work: Callable[[KeyStore], Awaitable[T]]) -> T:
         return asyncio.run(main())
     except BabelError as exc:
         typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=1) from exc
+    except RedisError as exc:
+        typer.echo(f"error: cannot use Redis: {exc}", err=True)
         raise typer.Exit(code=1) from exc
 
 

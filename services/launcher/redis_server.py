@@ -149,3 +149,7 @@ def read_redis_url(state_dir: Path) -> str | None:
         return (state_dir / REDIS_URL_FILE).read_text().strip() or None
     except OSError:
         return None
+
+
+def forget_redis_url(state_dir: Path) -> None:
+    (state_dir / REDIS_URL_FILE).unlink(missing_ok=True)

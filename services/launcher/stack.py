@@ -16,7 +16,12 @@ from pathlib import Path
 from types import FrameType
 
 from services.launcher.processes import Child, spawn, stop_all
-from services.launcher.redis_server import RedisServer, start_redis, write_redis_url
+from services.launcher.redis_server import (
+    RedisServer,
+    forget_redis_url,
+    start_redis,
+    write_redis_url,
+)
 from shared.errors import BabelError, ErrorCode
 from shared.progress import SILENT, Progress, StatusBoard
 from shared.settings import RedisSettings
@@ -55,6 +60,7 @@ class Stack:
         stop_all(list(reversed(self.children)), grace_s=self.config.grace_s)
         if self.redis is not None:
             self.redis.stop()
+            forget_redis_url(self.config.state_dir)
 
 
 def _port_free(host: str, port: int) -> bool:
