@@ -1,11 +1,15 @@
-"""Calls a service on behalf of an HTTP request: admission, trace context, error mapping."""
+"""Calls a service on behalf of an HTTP request: admission, the API key's character and
+stream quotas, trace context, error mapping."""
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 
+from services.gateway.access.control import AccessControl
 from services.gateway.monitor import ServiceMonitor
 from services.gateway.observability import current_request_id
 from services.gateway.settings import GatewaySettings
@@ -37,10 +41,17 @@ class ServiceCaller:
     answered 503 ``overloaded`` at once, and the pool is never exhausted (``/readyz`` and the
     other services keep their connections)."""
 
-    def __init__(self, rpc: RpcClient, monitor: ServiceMonitor, settings: GatewaySettings) -> None:
+    def __init__(
+        self,
+        rpc: RpcClient,
+        monitor: ServiceMonitor,
+        settings: GatewaySettings,
+        access: AccessControl | None = None,
+    ) -> None:
         self._rpc = rpc
         self._monitor = monitor
         self._settings = settings
+        self._access = access
         self.in_flight: Counter[str] = Counter()
 
     @contextmanager
@@ -63,6 +74,8 @@ class ServiceCaller:
         self, method: Method[Req, Resp], request: Req, *, timeout_s: float | None = None
     ) -> Resp:
         self._monitor.admit(method.service)
+        if self._access is not None:
+            await self._access.charge(request)
         trace = TraceContext(request_id=current_request_id() or "")
         try:
             with self._slot(method.service):
@@ -87,12 +100,18 @@ class ServiceCaller:
     ) -> AsyncIterator[Resp]:
         """Chunks of a streaming method; closing or cancelling the iterator stops the worker."""
         self._monitor.admit(method.service)
+        slot = uuid.uuid4().hex
+        grant = await self._access.charge(request, stream_id=slot) if self._access else None
         trace = TraceContext(request_id=current_request_id() or "")
-        with self._slot(method.service):
-            async for chunk in self._rpc.stream(
-                method,
-                request,
-                timeout_s=timeout_s or self._settings.request_timeout_s,
-                trace=trace,
-            ):
-                yield chunk
+        try:
+            with self._slot(method.service):
+                async for chunk in self._rpc.stream(
+                    method,
+                    request,
+                    timeout_s=timeout_s or self._settings.request_timeout_s,
+                    trace=trace,
+                ):
+                    yield chunk
+        finally:
+            if self._access is not None and grant is not None:
+                await asyncio.shield(self._access.release(grant, slot))

@@ -9,6 +9,8 @@ from typing import Annotated
 
 import typer
 
+from services.launcher.access_hint import access_lines
+from services.launcher.keys_cli import keys_app
 from services.launcher.models_cli import models_app
 from services.launcher.progress import TerminalProgress
 from services.launcher.stack import (
@@ -26,6 +28,7 @@ from shared.errors import BabelError
 app = typer.Typer(help="BabelStack: multilingual NLP behind one REST API.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 app.add_typer(train_app, name="train")
+app.add_typer(keys_app, name="keys")
 register_work_commands(app)  # ingest, search, ask, translate, sentiment
 
 
@@ -80,6 +83,8 @@ def up(
     _say(f"  OpenAPI    {base}/schema/swagger")
     _say(f"  readiness  {base}/readyz")
     _say(f"  metrics    {base}/metrics")
+    for line in access_lines(host, os.environ):
+        _say(line)
     _say("Press Ctrl-C to stop.")
     raise typer.Exit(code=run_until_stopped(stack, _say))
 

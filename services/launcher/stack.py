@@ -17,9 +17,15 @@ from types import FrameType
 
 from services.launcher.cores import available_cores, plan_cores, with_nice
 from services.launcher.processes import Child, spawn, stop_all
-from services.launcher.redis_server import RedisServer, start_redis
+from services.launcher.redis_server import (
+    RedisServer,
+    forget_redis_url,
+    start_redis,
+    write_redis_url,
+)
 from shared.errors import BabelError, ErrorCode
 from shared.progress import SILENT, Progress, StatusBoard
+from shared.settings import RedisSettings
 
 SERVICE_MODULES: dict[str, str] = {
     "generation": "services.generation",
@@ -57,6 +63,7 @@ class Stack:
         stop_all(list(reversed(self.children)), grace_s=self.config.grace_s)
         if self.redis is not None:
             self.redis.stop()
+            forget_redis_url(self.config.state_dir)
 
 
 def _port_free(host: str, port: int) -> bool:
@@ -117,9 +124,12 @@ def start_stack(
     stack = Stack(config=config, redis_url=external or "")
     try:
         if not external:
-            stack.redis = start_redis(config.state_dir / "redis")
+            password = RedisSettings.from_env(environ).password
+            stack.redis = start_redis(config.state_dir / "redis", password=password)
             stack.redis_url = stack.redis.url
-            say(f"redis      {stack.redis_url} (pid {stack.redis.pid})")
+            write_redis_url(config.state_dir, stack.redis_url)  # for `babelstack keys`
+            auth = ", AUTH on" if password else ""
+            say(f"redis      {stack.redis_url} (pid {stack.redis.pid}{auth})")
         else:
             say(f"redis      {external} (from REDIS_URL)")
         env = {
