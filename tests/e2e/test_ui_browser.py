@@ -424,6 +424,20 @@ def test_batches_panel_says_when_the_batch_api_is_missing(ui: Page) -> None:
     expect(status).to_have_text("The batch API is not available on this gateway.")
 
 
+def test_the_api_key_is_kept_for_the_tab_and_sent_as_bearer(ui: Page) -> None:
+    ui.fill("#api-key", "k-123")
+    with ui.expect_request(lambda r: r.url.endswith("/v1/collections")) as listing:
+        ui.press("#api-key", "Enter")
+    assert listing.value.headers.get("authorization") == "Bearer k-123"
+    assert ui.evaluate("sessionStorage.getItem('babel.apiKey')") == "k-123"
+    ui.reload()
+    expect(ui.locator("#api-key")).to_have_value("k-123")
+    with ui.expect_request(lambda r: "/search" in r.url) as searching:
+        ui.fill("#query", "Eiffel")
+        ui.press("#query", "Enter")
+    assert searching.value.headers.get("authorization") == "Bearer k-123"
+
+
 def test_the_widget_works_from_an_allowed_origin(page: Page, stack: Stack, artifacts: Path) -> None:
     page.goto(stack.allowed.origin)
     widget = page.locator("babel-search")
