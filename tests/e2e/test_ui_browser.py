@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
+import signal
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -162,6 +163,9 @@ def stack(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -
         refused.embed(gateway.base_url, KB)
         yield Stack(gateway=gateway, allowed=allowed, refused=refused)
     finally:
+        for process in processes:  # signal all first, so their grace periods overlap
+            if process.alive():
+                process.process.send_signal(signal.SIGTERM)
         for process in reversed(processes):
             process.stop(timeout_s=30.0)
         allowed.close()
@@ -417,11 +421,13 @@ def test_arabic_is_right_to_left_and_chinese_renders_at_phone_width(
     shot(ui, artifacts, "chinese-phone")
 
 
-def test_batches_panel_says_when_the_batch_api_is_missing(ui: Page) -> None:
+def test_batches_panel_says_when_the_batch_api_is_missing(ui: Page, artifacts: Path) -> None:
     ui.click("#tab-batches")
     status = ui.locator("#batches-status")
     expect(status).to_have_attribute("data-state", "unavailable")
     expect(status).to_have_text("The batch API is not available on this gateway.")
+    shot(ui, artifacts, "batches")
+    check_accessibility(ui)
 
 
 def test_the_api_key_is_kept_for_the_tab_and_sent_as_bearer(ui: Page) -> None:

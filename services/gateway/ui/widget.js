@@ -115,14 +115,25 @@
   // ------------------------------------------------------------------ highlighting
   const CJK = /[\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}\p{Script=Hangul}\p{Script=Thai}]/u;
 
-  /* The query's words (3+ letters) and, for scripts written without spaces, its bigrams. */
+  // Function words of four letters or more: marking them would only add noise.
+  const STOPWORDS = new Set(
+    ("about because been could does from have into should than that their them then there " +
+     "these they this those were what when where which will with would your " +
+     "aber auch dass diese dieser dieses durch eine einem einen einer haben nach nicht oder " +
+     "sind über unter welche welcher welches wenn werden wird " +
+     "como cual cuando donde entre esta este esto hace para pero porque sobre tiene " +
+     "avec comment dans pour quel quelle sont").split(" "),
+  );
+
+  /* The query's words (4+ letters, no function words) and, for scripts written without
+     spaces, its character bigrams. */
   function queryTerms(query) {
     const terms = new Set();
     for (const word of query.toLocaleLowerCase().match(/[\p{L}\p{N}]+/gu) || []) {
       if (CJK.test(word)) {
         const chars = Array.from(word);
         for (let i = 0; i + 1 < chars.length; i++) terms.add(chars[i] + chars[i + 1]);
-      } else if (Array.from(word).length >= 3) {
+      } else if (Array.from(word).length >= 4 && !STOPWORDS.has(word)) {
         terms.add(word);
       }
     }
