@@ -389,6 +389,18 @@ def test_upload_a_pdf_with_progress_then_find_it_and_delete_it(
     expect(rows).to_have_count(len(KB_DOCS) + 1)
 
 
+def test_a_collection_is_created_and_deleted(ui: Page) -> None:
+    ui.click("#tab-documents")
+    ui.fill("#new-collection", "ui-scratch")
+    ui.click("#create-form button[type=submit]")
+    expect(ui.locator("#collection")).to_have_value("ui-scratch")
+    expect(ui.locator("#documents-status")).to_have_text("No documents yet.")
+    ui.once("dialog", lambda dialog: dialog.accept())
+    ui.click("#delete-collection")
+    expect(ui.locator("#collection option")).to_have_text([KB])
+    expect(ui.locator("#collection")).to_have_value(KB)
+
+
 def test_arabic_is_right_to_left_and_chinese_renders_at_phone_width(
     ui: Page, artifacts: Path
 ) -> None:
