@@ -433,11 +433,22 @@ def test_arabic_is_right_to_left_and_chinese_renders_at_phone_width(
     shot(ui, artifacts, "chinese-phone")
 
 
-def test_batches_panel_says_when_the_batch_api_is_missing(ui: Page, artifacts: Path) -> None:
+def test_batches_panel_shows_what_the_batch_api_says(
+    ui: Page, stack: Stack, artifacts: Path
+) -> None:
+    """A gateway without the batch API (404) is said to have none; one with it, its list."""
+    listing = httpx.get(f"{stack.url}/v1/batches", params={"limit": 50}, timeout=30.0)
     ui.click("#tab-batches")
     status = ui.locator("#batches-status")
-    expect(status).to_have_attribute("data-state", "unavailable")
-    expect(status).to_have_text("The batch API is not available on this gateway.")
+    if listing.status_code == 404:
+        expect(status).to_have_attribute("data-state", "unavailable")
+        expect(status).to_have_text("The batch API is not available on this gateway.")
+    else:
+        assert listing.status_code == 200, listing.text
+        batches = listing.json()["data"]
+        expect(ui.locator("#batches tbody tr")).to_have_count(len(batches))
+        if not batches:
+            expect(status).to_have_text("No batches.")
     shot(ui, artifacts, "batches")
     check_accessibility(ui)
 
