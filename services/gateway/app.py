@@ -32,6 +32,7 @@ from services.gateway.controllers.rag import RagController
 from services.gateway.controllers.sentiment import SentimentController
 from services.gateway.controllers.services import ServicesController
 from services.gateway.controllers.translate import TranslateController
+from services.gateway.frontend import cors_config, ui_router
 from services.gateway.limits import BodyLimit
 from services.gateway.monitor import ServiceMonitor
 from services.gateway.observability import GatewayMetrics, RequestObserver
@@ -104,7 +105,9 @@ def create_app(
             ClassifiersController,
             RagController,
             KeysController,
+            ui_router(),
         ],
+        cors_config=cors_config(gateway.cors_origins),
         dependencies=dependencies,
         exception_handlers=exception_handlers(),
         lifespan=[lifespan],

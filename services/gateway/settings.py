@@ -34,5 +34,8 @@ class GatewaySettings(BaseSettings, frozen=True, kw_only=True):
     """Translation by an LLM takes seconds a sentence: its requests may wait this long."""
     generation_timeout_s: float = 600.0
     """Chat, completions and RAG answers (a long answer on a CPU takes minutes)."""
+    cors_origins: tuple[str, ...] = ()
+    """Origins (``scheme://host[:port]``) whose pages may call the API, e.g. a page that embeds
+    the ``<babel-search>`` widget; empty: no cross-origin access."""
     classifier_train_timeout_s: float = 300.0
     """Training a custom classifier embeds every example (thousands take a minute on a CPU)."""

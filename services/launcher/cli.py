@@ -80,6 +80,7 @@ def up(
     _say("")
     _say("BabelStack is up")
     _say(f'  API        {base}   (try: curl -s {base}/v1/detect -d \'{{"q": "Hallo Welt"}}\')')
+    _say(f"  search UI  {base}/ui")
     _say(f"  OpenAPI    {base}/schema/swagger")
     _say(f"  readiness  {base}/readyz")
     _say(f"  metrics    {base}/metrics")

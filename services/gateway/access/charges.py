@@ -26,6 +26,7 @@ from shared.messages.generation import (
 )
 from shared.messages.langid import DetectRequest
 from shared.messages.retrieval import (
+    ChunksRequest,
     CollectionRef,
     CollectionSpec,
     DeleteDocuments,
@@ -33,6 +34,7 @@ from shared.messages.retrieval import (
     FileIngestRequest,
     IngestRequest,
     ListCollections,
+    ListDocuments,
     SearchRequest,
 )
 from shared.messages.sentiment import SentimentRequest
@@ -81,6 +83,8 @@ FREE: Final[frozenset[type[Message]]] = frozenset(
         CollectionSpec,
         DeleteDocuments,
         ListCollections,
+        ListDocuments,
+        ChunksRequest,
         PingRequest,
         TranslationLanguagesRequest,
     }

@@ -33,6 +33,8 @@ RULES: Final[tuple[tuple[str, str, str | None], ...]] = (
     # search: read collections, search, embeddings
     ("GET", "/v1/collections", "search"),
     ("GET", "/v1/collections/{}", "search"),
+    ("GET", "/v1/collections/{}/documents", "search"),  # list documents (the UI)
+    ("GET", "/v1/collections/{}/chunks", "search"),  # a passage in its context (the UI)
     ("POST", "/v1/collections/{}/search", "search"),
     ("POST", "/v1/embeddings", "search"),
     # ingest: documents, files, collection create/delete
