@@ -12,14 +12,17 @@ Proven here: the workers come up and their ``babelstack health worker`` probe sa
 (and says not ready for another host, or before a worker exists); the gateway's probe and
 its ``/healthz`` and ``/readyz`` answer and a request goes through; a second retrieval
 process on the same data directory refuses to start with a clear message, and starts once
-the first has stopped. Not run here: the generation worker (its entry point and probe are
-checked in test_deploy_files.py; its engine is exercised by the generation tests), the
-models job (it would download 1.1 GB; its arguments are parsed in test_deploy_files.py)
-and the Celery worker (arrives with the batch work).
+the first has stopped; two tasks replicas (``docker compose up --scale tasks=2``) share the
+work, and when one is SIGKILLed holding requests, the other serves every one of them.
+Retrieval has no replicas by design (one writer per data directory). Not run here: the
+generation worker (its entry point and probe are checked in test_deploy_files.py; its engine
+is exercised by the generation tests), the models job (it would download 1.1 GB; its
+arguments are parsed in test_deploy_files.py) and the Celery worker (arrives with the batch work).
 """
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import subprocess
 import sys
@@ -32,12 +35,20 @@ import httpx
 import pytest
 
 from services.launcher.redis_server import RedisServer, free_port
+from shared.messages.langid import DETECT, DetectRequest
+from shared.rpc.client import RpcClient
+from shared.rpc.connection import connect
+from shared.rpc.keys import Keys
+from shared.settings import RedisSettings
 from tests.support.deploy_files import compose
 from tests.support.processes import REPO_ROOT, WorkerProcess, _die_with_parent, worker_env
 from tests.support.redis_db import fresh_db_url
 from tests.support.retrieval import model_cache_dir, wait_worker_ready
+from tests.support.waiting import wait_until
 
 REDIS_DB = 9
+FAST_RECLAIM = {"BABEL_WORKER_CLAIM_IDLE_MS": "1500"}
+"""Beyond compose's environment: a dead replica's requests are reclaimed in seconds, not 30."""
 READY_TIMEOUT_S = 180.0
 """Two models load at once (tasks and retrieval) on a busy 2-core machine."""
 
@@ -67,7 +78,7 @@ def compose_environment(service: str, redis_url: str, tmp: Path, port: int) -> d
     }
     env = {key: moved.get(key, str(value)) for key, value in declared.items()}
     assert set(env) <= set(moved), f"{service}: a variable this test does not move: {env}"
-    env.update({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
+    env.update({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", **FAST_RECLAIM})
     return env
 
 
@@ -99,9 +110,12 @@ def start(name: str, argv: Sequence[str], env: Mapping[str, str], tmp: Path) -> 
     )
 
 
-def start_service(deployed: Deployed, service: str, name: str | None = None) -> WorkerProcess:
+def start_service(
+    deployed: Deployed, service: str, name: str | None = None, extra: Mapping[str, str] = {}
+) -> WorkerProcess:
     command = compose()["services"][service]["command"]
-    return start(name or service, command, deployed.environment(service), deployed.tmp)
+    env = {**deployed.environment(service), **extra}
+    return start(name or service, command, env, deployed.tmp)
 
 
 def healthcheck(
@@ -209,3 +223,70 @@ def test_second_retrieval_on_the_same_data_directory_refuses_to_start(deployed: 
     third = start_service(deployed, "retrieval", name="retrieval-third")
     deployed.services["retrieval"] = third
     wait_worker_ready(deployed.redis_url, third, service="retrieval", timeout_s=READY_TIMEOUT_S)
+
+
+SENTENCES = {
+    "de": "Könnten Sie mir bitte sagen, wo der Bahnhof ist?",
+    "fr": "Je voudrais réserver une table pour deux personnes ce soir.",
+    "ja": "明日の会議は午前十時から始まります。",
+    "es": "¿Dónde está la biblioteca más cercana, por favor?",
+}
+
+
+async def _detect_all(rpc: RpcClient, count: int) -> list[asyncio.Task[object]]:
+    languages = list(SENTENCES)
+    return [
+        asyncio.create_task(
+            rpc.call(
+                DETECT,
+                DetectRequest(texts=(SENTENCES[languages[i % 4]],)),
+                timeout_s=120,
+            )
+        )
+        for i in range(count)
+    ]
+
+
+async def test_a_killed_tasks_replica_loses_nothing(deployed: Deployed) -> None:
+    survivor = deployed.services.get("tasks") or start_service(deployed, "tasks")
+    deployed.services["tasks"] = survivor
+    # A long XREADGROUP BLOCK: a read issued before SIGSTOP stays open in Redis and takes
+    # entries for the stopped replica, which then holds them when it is killed.
+    victim = start_service(
+        deployed, "tasks", name="tasks-replica", extra={"BABEL_WORKER_BLOCK_MS": "60000"}
+    )
+    deployed.services["tasks-replica"] = victim
+    for worker in (survivor, victim):  # the victim last: ``info`` names its consumer
+        info = await asyncio.to_thread(
+            wait_worker_ready,
+            deployed.redis_url,
+            worker,
+            service="tasks",
+            timeout_s=READY_TIMEOUT_S,
+        )
+    keys = Keys()
+    client = connect(RedisSettings(url=deployed.redis_url))
+    rpc = RpcClient(client, keys, default_timeout_s=120)
+    try:
+        await asyncio.sleep(1.0)  # the replica is in its blocking read
+        victim.signal(signal.SIGSTOP)
+        calls = await _detect_all(rpc, 400)
+
+        async def victim_holds_some() -> int:
+            summary = await client.xpending(keys.requests("tasks"), keys.group("tasks"))
+            held = {c["name"].decode(): int(c["pending"]) for c in summary["consumers"]}
+            return held.get(info.worker, 0)
+
+        held = await wait_until(victim_holds_some, timeout_s=60, what="the victim holding work")
+        victim.kill()  # SIGKILL: no drain, no ack, no heartbeat clean-up
+        replies = await asyncio.gather(*calls)
+        languages = list(SENTENCES)
+        for i, reply in enumerate(replies):
+            assert reply.detections[0].language == languages[i % 4]  # type: ignore[attr-defined]
+        assert held > 0
+        survivor.assert_alive()
+        summary = await client.xpending(keys.requests("tasks"), keys.group("tasks"))
+        assert summary["pending"] == 0
+        assert await client.xlen(keys.dead_letters("tasks")) == 0
+    finally:
+        await client.aclose()
