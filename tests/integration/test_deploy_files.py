@@ -19,6 +19,7 @@ from __future__ import annotations
 import importlib.util
 import re
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -457,3 +458,15 @@ def test_env_example_lists_every_setting() -> None:
     compose_text = COMPOSE_FILE.read_text(encoding="utf-8")
     interpolated = set(re.findall(r"\$\{([A-Z_]+)", compose_text))
     assert interpolated <= set(COMPOSE_ONLY_VARIABLES), "compose interpolates only its own"
+
+
+def test_the_health_command_needs_nothing_the_gateway_image_lacks() -> None:
+    """The gateway image has no torch: `babelstack health ...` must not import it."""
+    heavy = ("torch", "vllm", "faiss", "sentence_transformers", "transformers", "litestar")
+    code = (
+        "import sys, services.launcher.cli; "
+        f"print(','.join(m for m in {heavy!r} if m in sys.modules))"
+    )
+    result = _run([sys.executable, "-c", code], cwd=REPO_ROOT)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "", f"imported: {result.stdout}"
