@@ -13,7 +13,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 
 from services.gateway import __version__
-from services.gateway.caller import ServiceCaller
+from services.gateway.caller import ServiceCaller, check_pool
 from services.gateway.controllers.chat import ChatController
 from services.gateway.controllers.classifiers import ClassifiersController
 from services.gateway.controllers.collections import CollectionsController
@@ -44,6 +44,7 @@ def _constant(value: Any) -> Provide:
 
 
 def create_app(gateway: GatewaySettings, redis_settings: RedisSettings) -> Litestar:
+    check_pool(gateway, redis_settings.max_connections)
     keys = Keys(redis_settings.key_prefix)
     redis = connect(redis_settings)
     metrics = GatewayMetrics()

@@ -18,6 +18,10 @@ class GatewaySettings(BaseSettings, frozen=True, kw_only=True):
     max_queue_depth: int = 1_000
     """A service whose request stream holds more entries than this gets 503 + Retry-After."""
     retry_after_s: int = 2
+    max_in_flight_per_service: int = 256
+    """Calls one gateway process waits on per service; more get 503 overloaded at once. Each
+    holds a pooled Redis connection: keep services × this below ``BABEL_REDIS_MAX_CONNECTIONS``
+    (checked at start)."""
     monitor_interval_s: float = 0.5
     max_batch: int = 128
     """Texts in one request (``q`` as a list)."""

@@ -49,6 +49,13 @@ def up(
         Path | None, typer.Option(help="Logs and Redis scratch files (default .babelstack).")
     ] = None,
     ready_timeout: Annotated[float, typer.Option(help="Seconds to wait for /readyz.")] = 300.0,
+    share_cores: Annotated[
+        bool,
+        typer.Option(
+            help="Give vLLM cores of its own and cap the other services' torch threads, "
+            "so their calls keep their latency while generation is busy."
+        ),
+    ] = True,
 ) -> None:
     """Start Redis (unless REDIS_URL is set), every service and the gateway; Ctrl-C stops all."""
     config = StackConfig(
@@ -57,6 +64,7 @@ def up(
         services=tuple(service or SERVICE_MODULES),
         state_dir=state_dir or default_state_dir(),
         ready_timeout_s=ready_timeout,
+        share_cores=share_cores,
     )
     # A SIGTERM during start-up must still stop what was started: make it an exception.
     signal.signal(signal.SIGTERM, signal.default_int_handler)

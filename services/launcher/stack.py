@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
+from services.launcher.cores import available_cores, plan_cores, with_nice
 from services.launcher.processes import Child, spawn, stop_all
 from services.launcher.redis_server import RedisServer, start_redis
 from shared.errors import BabelError, ErrorCode
@@ -36,6 +37,8 @@ class StackConfig:
     state_dir: Path
     ready_timeout_s: float
     grace_s: float = 25.0
+    share_cores: bool = True
+    """Give vLLM and the other services cores of their own (:mod:`services.launcher.cores`)."""
 
 
 @dataclass
@@ -129,8 +132,11 @@ def start_stack(
                 "BABEL_RETRIEVAL_DATA_DIR", str(config.state_dir / "data" / "retrieval")
             ),
         }
+        plan = plan_cores(available_cores() if config.share_cores else [], config.services, environ)
+        say(plan.describe())
         for name in config.services:
-            child = spawn(name, [sys.executable, "-m", SERVICE_MODULES[name]], env, logs)
+            argv = with_nice([sys.executable, "-m", SERVICE_MODULES[name]], name, plan)
+            child = spawn(name, argv, {**env, **plan.env.get(name, {})}, logs)
             stack.children.append(child)
             say(f"{name:<10} pid {child.pid}, log {child.log_path}")
         gateway = spawn("gateway", [sys.executable, "-m", "services.gateway"], env, logs)

