@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from services.launcher.access_hint import access_lines
+from services.launcher.health_cli import health_app
 from services.launcher.keys_cli import keys_app
 from services.launcher.models_cli import models_app
 from services.launcher.progress import TerminalProgress
@@ -29,6 +30,7 @@ app = typer.Typer(help="BabelStack: multilingual NLP behind one REST API.", no_a
 app.add_typer(models_app, name="models")
 app.add_typer(train_app, name="train")
 app.add_typer(keys_app, name="keys")
+app.add_typer(health_app, name="health")
 register_work_commands(app)  # ingest, search, ask, translate, sentiment
 
 
