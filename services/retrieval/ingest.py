@@ -129,7 +129,7 @@ class Ingestor:
             lambda: [self._prepare(d, max_chars, overlap) for d in documents]
         )
         texts = [chunk.text for chunks in prepared for chunk in chunks]
-        vectors, _ = await self._embedder.embed(texts, "passage")
+        vectors, _ = await self._embedder.embed(texts, "passage", priority="bulk")
         new_documents = []
         offset = 0
         for document, chunks in zip(documents, prepared, strict=True):

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import platform
+import signal
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,7 +38,7 @@ from tests.support.generation import (
     start_generation_worker,
 )
 from tests.support.problems import assert_problem
-from tests.support.processes import WorkerProcess
+from tests.support.processes import WorkerProcess, descendants
 from tests.support.retrieval import start_retrieval_worker, wait_worker_ready
 
 pytestmark = pytest.mark.timeout(300)
@@ -547,3 +549,31 @@ def test_rag_bad_input(http: httpx.Client, kb: str) -> None:
         "/v1/rag/answer", json={"question": "What?", "collection": "nope", "stream": True}
     )
     assert_problem(streamed, 404, "not_found")
+
+
+# ---------------------------------------------------------------------- a dead engine (last)
+def test_a_dead_engine_takes_its_worker_out(stack: Stack, http: httpx.Client) -> None:
+    """SIGKILL the vLLM engine processes under the worker: the worker must not stay "ready"
+    answering 500s; it stops taking work, calls get 503, and it exits (status 70) so that its
+    supervisor restarts it. This ends the module's generation worker: it runs last."""
+    engine_processes = descendants(stack.generation.pid)
+    assert engine_processes, "the worker has no engine processes"
+    for pid in engine_processes:
+        os.kill(pid, signal.SIGKILL)
+    statuses = []
+    deadline = time.monotonic() + 60
+    while stack.generation.alive() and time.monotonic() < deadline:
+        response = http.post(
+            "/v1/chat/completions", json={"messages": CAPITAL, "max_tokens": 4}, timeout=30
+        )
+        statuses.append(response.status_code)
+        time.sleep(0.5)
+    assert stack.generation.wait(timeout_s=30) == 70, stack.generation.log_tail()
+    assert 500 not in statuses, statuses
+    assert "service dead" in stack.generation.log_text()
+    after = http.post("/v1/chat/completions", json={"messages": CAPITAL, "max_tokens": 4})
+    assert_problem(after, 503)
+    deadline = time.monotonic() + 15
+    while http.get("/readyz").status_code != 503 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert http.get("/readyz").status_code == 503
