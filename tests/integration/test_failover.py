@@ -198,6 +198,40 @@ async def test_a_stream_cut_after_some_chunks_ends_with_a_retryable_error(
     assert 3 <= len(got) < 2000
 
 
+async def test_a_worker_stops_a_request_another_worker_took_from_it(
+    start_service_worker: StartWorker, redis_client: aioredis.Redis
+) -> None:
+    """A worker presumed dead (or stuck past the idle timeout) that comes back finds, on its
+    next lease renewal, that its request is pending elsewhere: it stops running it."""
+    rpc = RpcClient(redis_client, KEYS)
+    worker, name = await start_echo(start_service_worker, redis_client, "echo-a")
+    call = asyncio.create_task(
+        rpc.call(SLEEP, SleepRequest(value="taken", sleep_ms=60_000), timeout_s=90)
+    )
+    await hold(redis_client, SERVICE, name, 1)
+    [entry] = await redis_client.xpending_range(
+        KEYS.requests(SERVICE), KEYS.group(SERVICE), "-", "+", 1, consumername=name
+    )
+    await redis_client.xclaim(
+        KEYS.requests(SERVICE), KEYS.group(SERVICE), "thief", 0, [entry["message_id"]]
+    )
+
+    await wait_until(
+        lambda: asyncio.sleep(0, "taken over by another worker; stopped" in worker.log_text()),
+        timeout_s=30,
+        what="the worker's log line about the taken request",
+    )
+
+    async def stopped() -> bool:
+        info = await worker_info(redis_client, worker, SERVICE)
+        return info is not None and info.in_flight == 0
+
+    await wait_until(stopped, timeout_s=30, what="the worker dropping the taken request")
+    assert await pending_on(redis_client, KEYS, SERVICE, name) == []  # not stolen back
+    assert not call.done()  # no reply from the worker that lost it
+    call.cancel()
+
+
 # ---------------------------------------------------------------------- services through HTTP
 TEXTS = [
     "I absolutely love this, it made my day!",
