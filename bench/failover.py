@@ -11,7 +11,8 @@ p99 <= TTL + the request's own time.
 
 Each kind gets its own Redis, gateway and two workers (started here, stopped by pid).
 tasks: ``POST /v1/detect`` (16 texts, the issue's reproduction); retrieval:
-``/search`` and ``/v1/embeddings`` on a small collection; generation: ``/v1/completions``
+``/search`` and ``/v1/embeddings`` on a small collection (each worker on a data folder of
+its own, the second with a copy of the first's store); generation: ``/v1/completions``
 (SmolLM2-135M-Instruct, 16 tokens, greedy; ``make models`` first).
 """
 
@@ -22,6 +23,7 @@ import asyncio
 import json
 import os
 import shutil
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -107,6 +109,14 @@ def _seed_collection(base_url: str) -> None:
         http.post("/v1/collections/kb/documents", json={"documents": documents}).raise_for_status()
 
 
+def _copy_store(source: Path, target: Path) -> None:
+    """A consistent copy of a live retrieval store (SQLite's backup)."""
+    target.mkdir(parents=True, exist_ok=True)
+    name = "retrieval.sqlite3"
+    with sqlite3.connect(source / name) as live, sqlite3.connect(target / name) as copy:
+        live.backup(copy)
+
+
 def _wait_http_ready(base_url: str, children: list[Child], timeout_s: float = 120.0) -> None:
     give_up = time.monotonic() + timeout_s
     while time.monotonic() < give_up:
@@ -137,7 +147,6 @@ def two_workers(kind: str, keep_logs: bool) -> Iterator[tuple[Stack, list[str]]]
             "BABEL_LOG_LEVEL": "INFO" if keep_logs else "WARNING",
             "BABEL_TRANSLATION_BACKEND": "off",
             "BABEL_TASKS_DATA_DIR": str(folder / "tasks"),
-            "BABEL_RETRIEVAL_DATA_DIR": str(folder / "retrieval"),
             "BABEL_GENERATION_MODEL": "SmolLM2-135M-Instruct",
             "BABEL_GENERATION_MAX_MODEL_LEN": "2048",
             "BABEL_GENERATION_KV_CACHE_GIB": "1",
@@ -158,7 +167,8 @@ def two_workers(kind: str, keep_logs: bool) -> Iterator[tuple[Stack, list[str]]]
 
         def start(i: int) -> None:
             argv = [sys.executable, "-m", f"services.{kind}"]
-            stack.workers.append(spawn(f"{kind}-{i}", argv, env, folder))
+            own = {**env, "BABEL_RETRIEVAL_DATA_DIR": str(folder / f"retrieval-{i}")}
+            stack.workers.append(spawn(f"{kind}-{i}", argv, own, folder))
             children.append(stack.workers[-1])
 
         start(0)
@@ -166,8 +176,9 @@ def two_workers(kind: str, keep_logs: bool) -> Iterator[tuple[Stack, list[str]]]
             start(1)
         names = [_wait_worker(redis.url, kind, stack.workers[0])]
         _wait_http_ready(stack.base_url, children)
-        if kind == "retrieval":  # the second worker loads the collection at its start
+        if kind == "retrieval":  # one writer per data folder: the second gets a copy
             _seed_collection(stack.base_url)
+            _copy_store(folder / "retrieval-0", folder / "retrieval-1")
             start(1)
         names.append(_wait_worker(redis.url, kind, stack.workers[1]))
         _wait_http_ready(stack.base_url, children)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import sqlite3
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -42,6 +43,17 @@ from shared.messages.envelope import (
     TraceContext,
     encode,
     reply_decoder,
+)
+from shared.messages.retrieval import (
+    CREATE_COLLECTION,
+    DESCRIBE_COLLECTION,
+    INGEST,
+    CollectionInfo,
+    CollectionRef,
+    CollectionSpec,
+    DocumentIn,
+    IngestReply,
+    IngestRequest,
 )
 from shared.rpc.client import RpcClient, decode_payload
 from shared.rpc.connection import connect
@@ -301,6 +313,32 @@ async def assert_taken_over(pair: Pair, redis: aioredis.Redis, victim: Victim) -
     assert moved >= len(victim.held)
 
 
+def envelope_fields(kind: str, request: Any) -> dict[str, Any]:
+    """An envelope as the RPC client builds it, to be delivered more than once."""
+    call_id = uuid.uuid4().hex
+    return {
+        "v": PROTOCOL_VERSION,
+        "id": call_id,
+        "kind": kind,
+        "payload": encode(request),
+        "reply_to": KEYS.reply(call_id),
+        "deadline": time.time() + 120,
+        "trace": TraceContext(request_id=call_id),
+    }
+
+
+async def deliver(redis: aioredis.Redis, service: str, envelope: Envelope) -> bytes:
+    """Put ``envelope`` on the service's stream (again) and return its reply's payload, as
+    a taken-over call is: same envelope, same id, same reply key."""
+    await redis.xadd(KEYS.requests(service), {ENTRY_FIELD: encode(envelope)})
+    popped: Any = await redis.blpop([envelope.reply_to], timeout=120)
+    assert popped is not None, "no reply"
+    reply = reply_decoder.decode(popped[1])
+    assert reply.error is None, reply.error
+    assert reply.payload is not None
+    return reply.payload
+
+
 def post(path: str, body: dict[str, Any]) -> Callable[..., Awaitable[httpx.Response]]:
     def send(client: httpx.AsyncClient, headers: dict[str, str]) -> Awaitable[httpx.Response]:
         return client.post(path, json=body, headers=headers)
@@ -385,34 +423,13 @@ async def test_a_classifier_creation_delivered_twice_creates_it_once(tasks_pair:
     call, delivered again, answers with the classifier it created instead of a conflict."""
     redis = connect(RedisSettings(url=tasks_pair.url))
     try:
-        request = CreateClassifier(
-            name="replayed",
-            examples=tuple(
-                LabelledExample(text=text, label=label) for text, label in TOPIC_EXAMPLES
-            ),
-        )
-        call_id = uuid.uuid4().hex
-        envelope = Envelope(
-            v=PROTOCOL_VERSION,
-            id=call_id,
-            kind=CREATE_CLASSIFIER.kind,
-            payload=encode(request),
-            reply_to=KEYS.reply(call_id),
-            deadline=time.time() + 120,
-            trace=TraceContext(request_id=call_id),
-        )
+        examples = [LabelledExample(text=text, label=label) for text, label in TOPIC_EXAMPLES]
+        request = CreateClassifier(name="replayed", examples=tuple(examples))
+        envelope = Envelope(**envelope_fields(CREATE_CLASSIFIER.kind, request))
 
-        async def deliver() -> ClassifierInfo:
-            await redis.xadd(KEYS.requests("tasks"), {ENTRY_FIELD: encode(envelope)})
-            popped: Any = await redis.blpop([envelope.reply_to], timeout=120)
-            reply = reply_decoder.decode(popped[1])
-            assert reply.error is None, reply.error
-            assert reply.payload is not None
-            info: ClassifierInfo = decode_payload(reply.payload, ClassifierInfo)
-            return info
+        first = decode_payload(await deliver(redis, "tasks", envelope), ClassifierInfo)
+        again = decode_payload(await deliver(redis, "tasks", envelope), ClassifierInfo)
 
-        first = await deliver()
-        again = await deliver()
         assert again == first
         other = RpcClient(redis, KEYS)  # another call for the same name is still a conflict
         with pytest.raises(BabelError) as caught:
@@ -428,14 +445,15 @@ SEED = [
     ("zugspitze", "Die Zugspitze ist mit 2962 Metern der höchste Berg Deutschlands."),
     ("fuji", "富士山は日本で最も高い山で、標高は3776メートルです。"),
 ]
+STORE_FILE = "retrieval.sqlite3"
 
 
 @pytest.fixture(scope="module")
 def retrieval_pair(
     redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Pair]:
-    """Two retrieval workers on one data folder: the second starts once the collection is
-    in the store, so that both hold its index (each worker keeps its indexes in memory)."""
+    """Two retrieval workers, each on a data folder of its own (one writer per folder): the
+    second gets a copy of the first one's store, so both serve the same collection."""
     folder = tmp_path_factory.mktemp("failover-retrieval")
     url = fresh_db_url(redis_server, 9)
     gateway = start_gateway(
@@ -445,23 +463,32 @@ def retrieval_pair(
     )
     workers: list[WorkerProcess] = []
 
-    def start(name: str) -> WorkerProcess:
+    def start(i: int) -> None:
         worker = start_retrieval_worker(
-            redis_url=url, data_dir=folder / "data", log_dir=folder, name=name, env=SERVICE_ENV
+            redis_url=url,
+            data_dir=folder / f"data-{i}",
+            log_dir=folder,
+            name=f"retrieval-{i}",
+            env=SERVICE_ENV,
         )
         workers.append(worker)
         wait_worker_ready(url, worker, timeout_s=240)
-        return worker
 
     try:
-        start("retrieval-0")
+        start(0)
         wait_ready(gateway, watch=workers)
         with httpx.Client(base_url=gateway.base_url, timeout=120) as http:
             assert http.post("/v1/collections", json={"name": "kb"}).status_code == 201
             documents = [{"id": i, "text": t} for i, t in SEED]
             seeded = http.post("/v1/collections/kb/documents", json={"documents": documents})
             assert seeded.status_code == 200, seeded.text
-        start("retrieval-1")
+        (folder / "data-1").mkdir()
+        with (
+            sqlite3.connect(folder / "data-0" / STORE_FILE) as source,
+            sqlite3.connect(folder / "data-1" / STORE_FILE) as copy,
+        ):
+            source.backup(copy)  # a consistent copy of a live SQLite database
+        start(1)
         yield Pair(url=url, gateway=gateway, workers=workers, folder=folder)
     finally:
         for worker in workers:
@@ -469,30 +496,18 @@ def retrieval_pair(
         gateway.stop()
 
 
-async def test_retrieval_survives_a_killed_worker_and_ingests_each_document_once(
-    retrieval_pair: Pair,
-) -> None:
+async def test_retrieval_survives_a_killed_worker(retrieval_pair: Pair) -> None:
     redis = connect(RedisSettings(url=retrieval_pair.url))
     try:
         victim = await victim_of(retrieval_pair, redis, "retrieval")
-        calls: list[Call] = []
-        ingested: list[str] = []
-        for i in range(36):
-            if i % 3 == 0:
-                ids = [f"doc-{i}-a", f"doc-{i}-b"]
-                ingested += ids
-                documents = [
-                    {"id": doc, "text": f"{TEXTS[(i + n) % len(TEXTS)]} ({doc})", "metadata": {}}
-                    for n, doc in enumerate(ids)
-                ]
-                path = "/v1/collections/kb/documents"
-                calls.append(Call("ingest", post(path, {"documents": documents})))
-            elif i % 3 == 1:
-                query = {"query": "Wie hoch ist der Eiffelturm?", "k": 3}
-                calls.append(Call("search", post("/v1/collections/kb/search", query)))
-            else:
-                body = {"input": BATCH, "model": "multilingual-e5-small"}
-                calls.append(Call("embed", post("/v1/embeddings", body)))
+        search = {"query": "Wie hoch ist der Eiffelturm?", "k": 3}
+        embed = {"input": BATCH, "model": "multilingual-e5-small"}
+        calls = [
+            Call("search", post("/v1/collections/kb/search", search))
+            if i % 2
+            else Call("embed", post("/v1/embeddings", embed))
+            for i in range(40)
+        ]
 
         outcomes = await load_with_kill(
             retrieval_pair.gateway.base_url, calls, redis=redis, victim=victim, kill_after=8
@@ -502,14 +517,44 @@ async def test_retrieval_survives_a_killed_worker_and_ingests_each_document_once
         for outcome in outcomes:
             if outcome.call.kind == "search":
                 assert outcome.json()["hits"][0]["document_id"] == "eiffel"
-        async with httpx.AsyncClient(base_url=retrieval_pair.gateway.base_url) as client:
-            info = (await client.get("/v1/collections/kb")).json()
-        # Upsert by document id: an ingest that ran on the dead worker and again on the
-        # survivor replaced its own chunks; each document is there once.
-        assert info["documents"] == len(SEED) + len(ingested)
-        added = sum(o.json()["chunks"] for o in outcomes if o.call.kind == "ingest")
-        assert info["chunks"] == len(SEED) + added
+            else:
+                assert len(outcome.json()["data"]) == len(BATCH)
         await assert_taken_over(retrieval_pair, redis, victim)
+    finally:
+        await redis.aclose()
+
+
+async def test_collection_creation_and_ingest_delivered_twice_store_once(
+    retrieval_pair: Pair,
+) -> None:
+    """What a taken-over call does to the store when its first worker had committed the work
+    and died before replying: the same call, delivered again, changes nothing twice."""
+    retrieval_pair.workers[0].stop()  # one store: the survivor's (each worker has its own)
+    redis = connect(RedisSettings(url=retrieval_pair.url))
+    try:
+        create = Envelope(
+            **envelope_fields(CREATE_COLLECTION.kind, CollectionSpec(name="replayed"))
+        )
+        first = decode_payload(await deliver(redis, "retrieval", create), CollectionInfo)
+        again = decode_payload(await deliver(redis, "retrieval", create), CollectionInfo)
+        assert again == first  # not a 409 for the collection this very call created
+        documents = tuple(DocumentIn(id=f"d{i}", text=text) for i, text in enumerate(TEXTS))
+        ingest = Envelope(
+            **envelope_fields(
+                INGEST.kind, IngestRequest(collection="replayed", documents=documents)
+            )
+        )
+        once = decode_payload(await deliver(redis, "retrieval", ingest), IngestReply)
+        twice = decode_payload(await deliver(redis, "retrieval", ingest), IngestReply)
+        assert (once.documents, once.replaced) == (len(TEXTS), 0)
+        assert (twice.documents, twice.chunks, twice.replaced) == (
+            len(TEXTS),
+            once.chunks,
+            len(TEXTS),  # upsert by document id: the second run replaced its own documents
+        )
+        rpc = RpcClient(redis, KEYS)
+        info = await rpc.call(DESCRIBE_COLLECTION, CollectionRef(name="replayed"), timeout_s=60)
+        assert (info.documents, info.chunks) == (len(TEXTS), once.chunks)
     finally:
         await redis.aclose()
 
