@@ -174,7 +174,7 @@ async def test_a_stream_with_no_chunk_sent_restarts_cleanly_on_the_new_worker(
     rpc = RpcClient(redis_client, KEYS)
     victim, victim_name = await start_echo(start_service_worker, redis_client, "echo-a")
     # The first chunk comes after 3 s: the victim dies holding the request, having sent nothing.
-    chunks = rpc.stream(COUNT, CountRequest(n=5, delay_ms=3000), timeout_s=90)
+    chunks = rpc.stream(COUNT, CountRequest(n=2, delay_ms=3000), timeout_s=90)
     first = asyncio.create_task(anext(aiter(chunks)))
     await hold(redis_client, SERVICE, victim_name, 1)
     await start_echo(start_service_worker, redis_client, "echo-b")
@@ -182,7 +182,7 @@ async def test_a_stream_with_no_chunk_sent_restarts_cleanly_on_the_new_worker(
 
     got = [(await first).i] + [chunk.i async for chunk in chunks]
 
-    assert got == [0, 1, 2, 3, 4]
+    assert got == [0, 1]
 
 
 async def test_a_stream_cut_after_some_chunks_ends_with_a_retryable_error(
