@@ -28,6 +28,7 @@ from services.gateway.controllers.translate import TranslateController
 from services.gateway.limits import BodyLimit
 from services.gateway.monitor import ServiceMonitor
 from services.gateway.observability import GatewayMetrics, RequestObserver
+from services.gateway.openapi_bounds import state_bounds
 from services.gateway.problems import exception_handlers
 from services.gateway.settings import GatewaySettings
 from shared.rpc.client import RpcClient
@@ -96,6 +97,7 @@ def create_app(gateway: GatewaySettings, redis_settings: RedisSettings) -> Lites
         debug=gateway.debug,
     )
     app.state.metrics = metrics
+    state_bounds(app, gateway)
     return app
 
 

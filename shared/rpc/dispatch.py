@@ -143,6 +143,7 @@ class Dispatcher:
             deadline=envelope.deadline,
             worker=self._worker,
             deliveries=deliveries,
+            call_id=envelope.id,
         )
         if route.stream is not None:
             await self._serve_stream(entry_id, envelope, route, request, context)
