@@ -17,6 +17,7 @@ from pathlib import PurePath
 from typing import TYPE_CHECKING
 
 from shared.errors import BabelError, ErrorCode
+from shared.text.markup_guard import guard_markup
 
 if TYPE_CHECKING:
     from pypdf import PdfReader
@@ -215,7 +216,7 @@ def _heading_text(text: str) -> str:
 def html_to_text(html: str) -> str:
     """Text nodes of an HTML page (no script/style), a line per block, entities decoded."""
     parser = _HtmlText()
-    parser.feed(html)
+    parser.feed(guard_markup(html))  # linear: no "<" the parser would rescan for
     parser.close()
     lines = "\n".join(line.strip() for line in "".join(parser.parts).split("\n"))
     return _BREAKS.sub(lambda m: "\n\n" if "\x00" in m.group() else "\n", lines).strip()

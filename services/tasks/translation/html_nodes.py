@@ -12,18 +12,22 @@ never become markup.
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from typing import Literal
 
 from shared.errors import BabelError, ErrorCode
+from shared.text.markup_guard import guard_markup
 
 _KEEP_TAGS = frozenset({"script", "style", "code", "kbd", "samp", "pre", "template", "svg", "math"})
 _VOID_TAGS = frozenset({
     "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
     "track", "wbr",
 })  # fmt: skip
+
+_DASHES = re.compile(r"--+")
 
 PartKind = Literal["markup", "raw", "text"]
 
@@ -56,6 +60,16 @@ class HtmlDocument:
             else:
                 out.append(part.value)
         return "".join(out)
+
+
+def safe_comment(data: str) -> str:
+    """Comment text that no browser can end early: without ``--`` (which ``--!>`` and
+    ``-->`` need), not starting with ``>`` or ``->`` (``<!-->``, ``<!--->``), not ending
+    in ``-``."""
+    data = _DASHES.sub(lambda m: "- " * len(m.group()), data)
+    if data.startswith((">", "->")):
+        data = " " + data
+    return data + " " if data.endswith("-") else data
 
 
 def _keeps(tag: str, attrs: list[tuple[str, str | None]]) -> bool:
@@ -128,7 +142,7 @@ class _Reader(HTMLParser):
             self._texts = [data]
 
     def handle_comment(self, data: str) -> None:
-        self._markup(f"<!--{data}-->")
+        self._markup(f"<!--{safe_comment(data)}-->")
 
     def handle_decl(self, decl: str) -> None:
         self._markup(f"<!{decl}>")
@@ -136,15 +150,12 @@ class _Reader(HTMLParser):
     def handle_pi(self, data: str) -> None:
         self._markup(f"<?{data}>")
 
-    def unknown_decl(self, data: str) -> None:
-        self._markup(f"<![{data}]>")
-
 
 def parse_html(markup: str) -> HtmlDocument:
     """Split ``markup`` into parts; raises ``invalid_argument`` if it cannot be read at all."""
     reader = _Reader()
     try:
-        reader.feed(markup)
+        reader.feed(guard_markup(markup))  # linear: no "<" the parser would rescan for
         reader.close()
         reader.flush()
         if reader.rawdata:  # the unterminated content of a <script>/<style> at the end
