@@ -1209,10 +1209,11 @@ HOSTILE_HTML = "<a " * 3_000 + "</" * 2_000 + "<?" * 2_000  # 60 KB of "<a " too
 async def test_hostile_files_are_served_while_others_are(
     http: httpx.AsyncClient, stack: Stack
 ) -> None:
-    name = "hostile-files"
+    name, other = "hostile-files", "hostile-other"
     await create(http, name)
+    await create(http, other)
     shared_pdf = make_shared_content_pdf(300, ["The same line of text on every page."] * 20)
-    with probing(stack.gateway.base_url, [f"/v1/collections/{LEGACY}", "/readyz"]) as probes:
+    with probing(stack.gateway.base_url, [f"/v1/collections/{other}", "/readyz"]) as probes:
         for filename, data, media_type in (
             ("hostile.md", HOSTILE_MARKDOWN.encode(), "text/markdown"),
             ("hostile.html", HOSTILE_HTML.encode(), "text/html"),
@@ -1243,8 +1244,9 @@ def _deep(depth: int) -> dict[str, Any]:
 async def test_hostile_bodies_are_refused_naming_the_field(
     http: httpx.AsyncClient, stack: Stack
 ) -> None:
-    name = "hostile-bodies"
+    name, other = "hostile-bodies", "hostile-bystander"
     await create(http, name)
+    await create(http, other)
     await ingest(http, name, [doc("one", "Bees make honey from nectar.", n=1)])
     search_path, ingest_path = f"/v1/collections/{name}/search", f"/v1/collections/{name}/documents"
     documents = [doc("two", "Wasps do not make honey.")]
@@ -1267,7 +1269,7 @@ async def test_hostile_bodies_are_refused_naming_the_field(
          "invalid_argument", "chunking.max_chars"),
         ("/v1/collections", {"name": "kb\n"}, 422, "invalid_argument", "name"),
     ]  # fmt: skip
-    with probing(stack.gateway.base_url, [f"/v1/collections/{LEGACY}", "/readyz"]) as probes:
+    with probing(stack.gateway.base_url, [f"/v1/collections/{other}", "/readyz"]) as probes:
         for path, body, status, code, field in refused:
             response = await http.post(path, json=body)
             assert_problem(response, status, code, field)
