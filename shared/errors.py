@@ -15,6 +15,9 @@ import msgspec
 class ErrorCode(enum.StrEnum):
     INVALID_JSON = "invalid_json"
     INVALID_ARGUMENT = "invalid_argument"
+    UNAUTHENTICATED = "unauthenticated"
+    PERMISSION_DENIED = "permission_denied"
+    RATE_LIMITED = "rate_limited"
     CONTEXT_LENGTH_EXCEEDED = "context_length_exceeded"
     INVALID_SCHEMA = "invalid_schema"
     UNSUPPORTED_LANGUAGE = "unsupported_language"

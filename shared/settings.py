@@ -54,12 +54,22 @@ def load_settings(cls: type[S], environ: Mapping[str, str] | None = None, **over
 
 
 class RedisSettings(BaseSettings, frozen=True, kw_only=True):
-    """Where Redis is. ``REDIS_URL`` (no prefix) is honoured as the conventional name."""
+    """Where Redis is. ``REDIS_URL`` (no prefix) is honoured as the conventional name.
+
+    AUTH: a password in the URL (``redis://:pw@host``) or in ``BABEL_REDIS_PASSWORD``
+    (kept out of URLs that get logged); TLS: a ``rediss://`` URL, with ``tls_ca_file`` for a
+    private CA.
+    """
 
     env_prefix: ClassVar[str] = "BABEL_REDIS_"
     url: str = "redis://127.0.0.1:6379/0"
     max_connections: int = 1024
     key_prefix: str = "babel"
+    password: str = ""
+    username: str = ""
+    """An ACL user (Redis 6+), with ``password``."""
+    tls_ca_file: str = ""
+    """CA certificates that sign the server's certificate (``rediss://`` only)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> RedisSettings:

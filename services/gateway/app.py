@@ -13,24 +13,33 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 
 from services.gateway import __version__
-from services.gateway.caller import ServiceCaller
+from services.gateway.access.control import build_access
+from services.gateway.access.gate import AccessGate
+from services.gateway.access.limiter import Limiter
+from services.gateway.access.metrics_port import serve_metrics
+from services.gateway.access.openapi import document_access
+from services.gateway.access.settings import AccessSettings
+from services.gateway.caller import ServiceCaller, check_pool
 from services.gateway.controllers.chat import ChatController
 from services.gateway.controllers.classifiers import ClassifiersController
 from services.gateway.controllers.collections import CollectionsController
 from services.gateway.controllers.embeddings import EmbeddingsController
 from services.gateway.controllers.health import HealthController
+from services.gateway.controllers.keys import KeysController
 from services.gateway.controllers.languages import LanguageController
 from services.gateway.controllers.libretranslate import LibreTranslateController
 from services.gateway.controllers.rag import RagController
 from services.gateway.controllers.sentiment import SentimentController
 from services.gateway.controllers.services import ServicesController
 from services.gateway.controllers.translate import TranslateController
+from services.gateway.frontend import cors_config, ui_router
 from services.gateway.limits import BodyLimit
 from services.gateway.monitor import ServiceMonitor
 from services.gateway.observability import GatewayMetrics, RequestObserver
 from services.gateway.openapi_bounds import state_bounds
 from services.gateway.problems import exception_handlers
 from services.gateway.settings import GatewaySettings
+from shared.access.store import AccessKeys, KeyStore
 from shared.rpc.client import RpcClient
 from shared.rpc.connection import connect
 from shared.rpc.keys import Keys
@@ -44,20 +53,33 @@ def _constant(value: Any) -> Provide:
     return Provide(provide, use_cache=True, sync_to_thread=False)
 
 
-def create_app(gateway: GatewaySettings, redis_settings: RedisSettings) -> Litestar:
+def create_app(
+    gateway: GatewaySettings,
+    redis_settings: RedisSettings,
+    access_settings: AccessSettings | None = None,
+) -> Litestar:
+    check_pool(gateway, redis_settings.max_connections)
     keys = Keys(redis_settings.key_prefix)
     redis = connect(redis_settings)
     metrics = GatewayMetrics()
     monitor = ServiceMonitor(redis, keys, gateway, metrics)
-    caller = ServiceCaller(RpcClient(redis, keys), monitor, gateway)
+    access_settings = access_settings or AccessSettings()
+    access_keys = AccessKeys(redis_settings.key_prefix)
+    access = build_access(
+        access_settings, gateway.host, Limiter(redis, access_keys), metrics.registry
+    )
+    caller = ServiceCaller(RpcClient(redis, keys), monitor, gateway, access)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         await monitor.refresh()
         watcher = asyncio.create_task(monitor.run(), name="service-monitor")
+        metrics_server = serve_metrics(access_settings.metrics_port, gateway.host, metrics.registry)
         try:
             yield
         finally:
+            if metrics_server is not None:
+                metrics_server.shutdown()
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
@@ -68,6 +90,7 @@ def create_app(gateway: GatewaySettings, redis_settings: RedisSettings) -> Lites
         "metrics": _constant(metrics),
         "monitor": _constant(monitor),
         "caller": _constant(caller),
+        "key_store": _constant(KeyStore(redis, access_keys)),
     }
     app = Litestar(
         route_handlers=[
@@ -82,7 +105,10 @@ def create_app(gateway: GatewaySettings, redis_settings: RedisSettings) -> Lites
             SentimentController,
             ClassifiersController,
             RagController,
+            KeysController,
+            ui_router(),
         ],
+        cors_config=cors_config(gateway.cors_origins),
         dependencies=dependencies,
         exception_handlers=exception_handlers(),
         lifespan=[lifespan],
@@ -96,13 +122,21 @@ def create_app(gateway: GatewaySettings, redis_settings: RedisSettings) -> Lites
         ),
         debug=gateway.debug,
     )
+    document_access(app.openapi_schema)
     app.state.metrics = metrics
+    app.state.access = access
     state_bounds(app, gateway)
     return app
 
 
-def create_asgi(gateway: GatewaySettings, redis_settings: RedisSettings) -> Callable[..., Any]:
-    """The app as served: Litestar wrapped in request-id/metrics observation."""
-    app = create_app(gateway, redis_settings)
+def create_asgi(
+    gateway: GatewaySettings,
+    redis_settings: RedisSettings,
+    access_settings: AccessSettings | None = None,
+) -> Callable[..., Any]:
+    """The app as served: Litestar behind the body limit, behind the API-key gate (so an
+    unauthenticated body is never read), wrapped in request-id/metrics observation."""
+    app = create_app(gateway, redis_settings, access_settings)
     limited = BodyLimit(app, gateway.max_body_bytes, gateway.max_upload_bytes)
-    return RequestObserver(limited, app.state.metrics)
+    gated = AccessGate(limited, app.state.access, gateway.max_body_bytes)
+    return RequestObserver(gated, app.state.metrics)

@@ -8,7 +8,6 @@ them in the generated document, so a client generated from it sees the API as it
 from __future__ import annotations
 
 from litestar import Litestar
-from litestar._openapi.plugin import OpenAPIPlugin
 from litestar.openapi.spec import Schema
 from litestar.openapi.spec.enums import OpenAPIType
 
@@ -27,7 +26,7 @@ def _describe(schema: Schema, text: str) -> None:
 
 def state_bounds(app: Litestar, settings: GatewaySettings) -> None:
     """Write the settings' bounds into ``app``'s OpenAPI document (built once, here)."""
-    schemas = app.plugins.get(OpenAPIPlugin).provide_openapi().components.schemas
+    schemas = app.openapi_schema.components.schemas
     if schemas is None:
         return
     props = {name: s.properties or {} for name, s in schemas.items() if isinstance(s, Schema)}

@@ -28,10 +28,13 @@ STATUS_BY_CODE: dict[ErrorCode, int] = {
     ErrorCode.UNSUPPORTED_LANGUAGE: 400,
     ErrorCode.NOT_ENOUGH_EXAMPLES: 400,
     ErrorCode.UNSUPPORTED_VERSION: 400,
+    ErrorCode.UNAUTHENTICATED: 401,
+    ErrorCode.PERMISSION_DENIED: 403,
     ErrorCode.NOT_FOUND: 404,
     ErrorCode.METHOD_NOT_ALLOWED: 405,
     ErrorCode.CONFLICT: 409,
     ErrorCode.PAYLOAD_TOO_LARGE: 413,
+    ErrorCode.RATE_LIMITED: 429,
     ErrorCode.INTERNAL: 500,
     ErrorCode.UNKNOWN_METHOD: 501,
     ErrorCode.DEAD_LETTERED: 502,
@@ -104,18 +107,33 @@ def _field_of(message: str, cause: BaseException | None) -> str:
     return path or "body"
 
 
+_PARAMETER_SOURCES = {"query", "path", "header", "cookie"}
+_MISSING_PARAMETER = re.compile(
+    r"Missing required (?:query|path|header|cookie) parameter '([^']+)'"
+)
+
+
+def _parameter_of(item: dict[str, Any]) -> str | None:
+    """A bad query/path/header/cookie parameter's name (Litestar's ``key``), else None."""
+    source = item.get("source")
+    source = getattr(source, "value", source)
+    key = item.get("key")
+    return str(key) if source in _PARAMETER_SOURCES and key else None
+
+
 def _validation_problem(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
     items = exc.extra if isinstance(exc.extra, list) else []
     errors = [
         FieldProblem(
-            field=_field_of(str(item.get("message", "")), exc.__cause__),
+            field=_parameter_of(item) or _field_of(str(item.get("message", "")), exc.__cause__),
             message=str(item.get("message", "")),
         )
         for item in items
         if isinstance(item, dict)
     ]
     if not errors:
-        errors = [FieldProblem(field="body", message=exc.detail)]
+        missing = _MISSING_PARAMETER.search(exc.detail)
+        errors = [FieldProblem(field=missing.group(1) if missing else "body", message=exc.detail)]
     first = errors[0]
     info = ErrorInfo(
         code=ErrorCode.INVALID_ARGUMENT,

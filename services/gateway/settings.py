@@ -18,6 +18,10 @@ class GatewaySettings(BaseSettings, frozen=True, kw_only=True):
     max_queue_depth: int = 1_000
     """A service whose request stream holds more entries than this gets 503 + Retry-After."""
     retry_after_s: int = 2
+    max_in_flight_per_service: int = 256
+    """Calls one gateway process waits on per service; more get 503 overloaded at once. Each
+    holds a pooled Redis connection: keep services × this below ``BABEL_REDIS_MAX_CONNECTIONS``
+    (checked at start)."""
     monitor_interval_s: float = 0.5
     max_batch: int = 128
     """Texts in one request (``q`` as a list)."""
@@ -30,6 +34,9 @@ class GatewaySettings(BaseSettings, frozen=True, kw_only=True):
     """Translation by an LLM takes seconds a sentence: its requests may wait this long."""
     generation_timeout_s: float = 600.0
     """Chat, completions and RAG answers (a long answer on a CPU takes minutes)."""
+    cors_origins: tuple[str, ...] = ()
+    """Origins (``scheme://host[:port]``) whose pages may call the API, e.g. a page that embeds
+    the ``<babel-search>`` widget; empty: no cross-origin access."""
     classifier_train_timeout_s: float = 300.0
     """Training a custom classifier embeds every example (thousands take a minute on a CPU)."""
     max_prompts: int = 16

@@ -61,7 +61,11 @@ def build(environ: Mapping[str, str]) -> ServiceParts:
         await redis.aclose()
 
     return ServiceParts(
-        registry=registry, warm_up=warm_up, close=close, checks=lambda: tuple(checks)
+        registry=registry,
+        warm_up=warm_up,
+        close=close,
+        checks=lambda: tuple(checks),
+        dead=engine.dead,
     )
 
 

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 
+ENGINE_DEAD = "the vLLM engine of this worker has died; the worker is restarting"
+
 
 @dataclass(frozen=True, slots=True)
 class Delta:
@@ -70,7 +72,15 @@ class LlmEngine:
     def engine(self) -> AsyncLLM:
         if self._engine is None:
             raise BabelError(ErrorCode.UNAVAILABLE, "the engine is still loading", retryable=True)
+        if self._engine.errored:
+            raise BabelError(ErrorCode.UNAVAILABLE, ENGINE_DEAD, retryable=True)
         return self._engine
+
+    def dead(self) -> str | None:
+        """Why this worker can no longer serve (its engine processes died), or None."""
+        if self._engine is not None and self._engine.errored:
+            return ENGINE_DEAD
+        return None
 
     def on_cpu(self) -> bool:
         """Whether vLLM runs on its CPU backend here (imports vLLM)."""
@@ -179,6 +189,8 @@ class LlmEngine:
         self, prompt_ids: list[int], sampling: CheckedSampling, request_id: str
     ) -> AsyncIterator[Delta]:
         """Deltas of every choice until all are finished; closing early aborts the request."""
+        from vllm.v1.engine.exceptions import EngineDeadError
+
         engine = self.engine
         try:
             params = self._params(sampling)
@@ -199,8 +211,10 @@ class LlmEngine:
                     finished = True
         except ValueError as exc:  # rejected by the engine's input checks (e.g. a grammar)
             raise BabelError(ErrorCode.INVALID_ARGUMENT, str(exc)) from exc
+        except EngineDeadError as exc:
+            raise BabelError(ErrorCode.UNAVAILABLE, ENGINE_DEAD, retryable=True) from exc
         finally:
-            if not finished:
+            if not finished and not engine.errored:
                 await engine.abort(request_id)
                 log.info("request aborted", request_id=request_id)
 

@@ -9,6 +9,9 @@ from typing import Annotated
 
 import typer
 
+from services.launcher.access_hint import access_lines
+from services.launcher.health_cli import health_app
+from services.launcher.keys_cli import keys_app
 from services.launcher.models_cli import models_app
 from services.launcher.progress import TerminalProgress
 from services.launcher.stack import (
@@ -26,6 +29,8 @@ from shared.errors import BabelError
 app = typer.Typer(help="BabelStack: multilingual NLP behind one REST API.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 app.add_typer(train_app, name="train")
+app.add_typer(keys_app, name="keys")
+app.add_typer(health_app, name="health")
 register_work_commands(app)  # ingest, search, ask, translate, sentiment
 
 
@@ -47,6 +52,13 @@ def up(
         Path | None, typer.Option(help="Logs and Redis scratch files (default .babelstack).")
     ] = None,
     ready_timeout: Annotated[float, typer.Option(help="Seconds to wait for /readyz.")] = 300.0,
+    share_cores: Annotated[
+        bool,
+        typer.Option(
+            help="Give vLLM cores of its own and cap the other services' torch threads, "
+            "so their calls keep their latency while generation is busy."
+        ),
+    ] = True,
 ) -> None:
     """Start Redis (unless REDIS_URL is set), every service and the gateway; Ctrl-C stops all."""
     config = StackConfig(
@@ -55,6 +67,7 @@ def up(
         services=tuple(service or SERVICE_MODULES),
         state_dir=state_dir or default_state_dir(),
         ready_timeout_s=ready_timeout,
+        share_cores=share_cores,
     )
     # A SIGTERM during start-up must still stop what was started: make it an exception.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
@@ -69,9 +82,12 @@ def up(
     _say("")
     _say("BabelStack is up")
     _say(f'  API        {base}   (try: curl -s {base}/v1/detect -d \'{{"q": "Hallo Welt"}}\')')
+    _say(f"  search UI  {base}/ui")
     _say(f"  OpenAPI    {base}/schema/swagger")
     _say(f"  readiness  {base}/readyz")
     _say(f"  metrics    {base}/metrics")
+    for line in access_lines(host, os.environ):
+        _say(line)
     _say("Press Ctrl-C to stop.")
     raise typer.Exit(code=run_until_stopped(stack, _say))
 

@@ -71,15 +71,24 @@ class RedisServer:
             self.process.wait()
 
 
-def start_redis(directory: Path, port: int | None = None, timeout_s: float = 10.0) -> RedisServer:
-    """Start a throw-away server on 127.0.0.1 (no persistence) and wait until it answers."""
+def start_redis(
+    directory: Path, port: int | None = None, timeout_s: float = 10.0, password: str = ""
+) -> RedisServer:
+    """Start a throw-away server on 127.0.0.1 (no persistence) and wait until it answers.
+
+    With ``password`` the server requires it (AUTH); it is passed in the server's config file,
+    never on its command line (which ``ps`` shows)."""
     directory.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     binary = find_server_binary()
     log = (directory / "redis.log").open("ab")
+    config = directory / "redis.conf"
+    config.write_text(f'requirepass "{password}"\n' if password else "")
+    config.chmod(0o600)
     process = subprocess.Popen(
         [
             binary,
+            str(config),
             "--port",
             str(port),
             "--bind",
@@ -100,7 +109,9 @@ def start_redis(directory: Path, port: int | None = None, timeout_s: float = 10.
         preexec_fn=child_preexec,
     )
     server = RedisServer(process=process, port=port, directory=directory)
-    client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.2)
+    client = redis.Redis(
+        host="127.0.0.1", port=port, password=password or None, socket_connect_timeout=0.2
+    )
     give_up = time.monotonic() + timeout_s
     try:
         while True:
@@ -122,3 +133,23 @@ def start_redis(directory: Path, port: int | None = None, timeout_s: float = 10.
             time.sleep(0.02)
     finally:
         client.close()
+
+
+REDIS_URL_FILE = "redis.url"
+"""Where ``babelstack up`` notes the URL of the Redis it started (no password in it)."""
+
+
+def write_redis_url(state_dir: Path, url: str) -> None:
+    state_dir.mkdir(parents=True, exist_ok=True)
+    (state_dir / REDIS_URL_FILE).write_text(url + "\n")
+
+
+def read_redis_url(state_dir: Path) -> str | None:
+    try:
+        return (state_dir / REDIS_URL_FILE).read_text().strip() or None
+    except OSError:
+        return None
+
+
+def forget_redis_url(state_dir: Path) -> None:
+    (state_dir / REDIS_URL_FILE).unlink(missing_ok=True)

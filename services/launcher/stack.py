@@ -15,10 +15,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
+from services.launcher.cores import available_cores, plan_cores, with_nice
 from services.launcher.processes import Child, spawn, stop_all
-from services.launcher.redis_server import RedisServer, start_redis
+from services.launcher.redis_server import (
+    RedisServer,
+    forget_redis_url,
+    start_redis,
+    write_redis_url,
+)
 from shared.errors import BabelError, ErrorCode
 from shared.progress import SILENT, Progress, StatusBoard
+from shared.settings import RedisSettings
 
 SERVICE_MODULES: dict[str, str] = {
     "generation": "services.generation",
@@ -36,6 +43,8 @@ class StackConfig:
     state_dir: Path
     ready_timeout_s: float
     grace_s: float = 25.0
+    share_cores: bool = True
+    """Give vLLM and the other services cores of their own (:mod:`services.launcher.cores`)."""
 
 
 @dataclass
@@ -54,6 +63,7 @@ class Stack:
         stop_all(list(reversed(self.children)), grace_s=self.config.grace_s)
         if self.redis is not None:
             self.redis.stop()
+            forget_redis_url(self.config.state_dir)
 
 
 def _port_free(host: str, port: int) -> bool:
@@ -114,9 +124,12 @@ def start_stack(
     stack = Stack(config=config, redis_url=external or "")
     try:
         if not external:
-            stack.redis = start_redis(config.state_dir / "redis")
+            password = RedisSettings.from_env(environ).password
+            stack.redis = start_redis(config.state_dir / "redis", password=password)
             stack.redis_url = stack.redis.url
-            say(f"redis      {stack.redis_url} (pid {stack.redis.pid})")
+            write_redis_url(config.state_dir, stack.redis_url)  # for `babelstack keys`
+            auth = ", AUTH on" if password else ""
+            say(f"redis      {stack.redis_url} (pid {stack.redis.pid}{auth})")
         else:
             say(f"redis      {external} (from REDIS_URL)")
         env = {
@@ -129,8 +142,11 @@ def start_stack(
                 "BABEL_RETRIEVAL_DATA_DIR", str(config.state_dir / "data" / "retrieval")
             ),
         }
+        plan = plan_cores(available_cores() if config.share_cores else [], config.services, environ)
+        say(plan.describe())
         for name in config.services:
-            child = spawn(name, [sys.executable, "-m", SERVICE_MODULES[name]], env, logs)
+            argv = with_nice([sys.executable, "-m", SERVICE_MODULES[name]], name, plan)
+            child = spawn(name, argv, {**env, **plan.env.get(name, {})}, logs)
             stack.children.append(child)
             say(f"{name:<10} pid {child.pid}, log {child.log_path}")
         gateway = spawn("gateway", [sys.executable, "-m", "services.gateway"], env, logs)

@@ -2,7 +2,7 @@
 ``translate``, ``sentiment``.
 
 Each takes ``--url`` (``BABEL_URL``, default http://127.0.0.1:8080) and ``--api-key``
-(``BABEL_API_KEY``, sent as ``Authorization: Bearer <key>``; no keys are checked yet), prints
+(``BABEL_API_KEY``, sent as ``Authorization: Bearer <key>``, needed when keys are on), prints
 readable text or, with ``--json``, the API's JSON. An API error is one line on stderr,
 ``error: <status> <code>: <detail>``, and exit status 1; bad usage exits with 2.
 """

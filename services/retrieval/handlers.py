@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from services.retrieval import browse
 from services.retrieval.collections import CollectionManager
 from services.retrieval.ingest import Ingestor
 from services.retrieval.search import Searcher
@@ -15,18 +16,23 @@ from shared.messages.retrieval import (
     DELETE_COLLECTION,
     DELETE_DOCUMENTS,
     DESCRIBE_COLLECTION,
+    DOCUMENT_CHUNKS,
     EMBED,
     INGEST,
     INGEST_FILE,
     LIST_COLLECTIONS,
+    LIST_DOCUMENTS,
     SEARCH,
+    ChunksRequest,
     CollectionDeleted,
     CollectionInfo,
     CollectionList,
     CollectionRef,
     CollectionSpec,
     DeleteDocuments,
+    DocumentChunks,
     DocumentIn,
+    DocumentList,
     DocumentsDeleted,
     EmbedReply,
     EmbedRequest,
@@ -34,6 +40,7 @@ from shared.messages.retrieval import (
     IngestReply,
     IngestRequest,
     ListCollections,
+    ListDocuments,
     SearchReply,
     SearchRequest,
 )
@@ -67,6 +74,8 @@ class RetrievalHandlers:
         registry.add_unary(INGEST_FILE, self.ingest_file)
         registry.add_unary(DELETE_DOCUMENTS, self.delete_documents)
         registry.add_unary(SEARCH, self.search)
+        registry.add_unary(LIST_DOCUMENTS, self.list_documents)
+        registry.add_unary(DOCUMENT_CHUNKS, self.document_chunks)
         registry.add_unary(EMBED, self.embed)
 
     @property
@@ -124,6 +133,18 @@ class RetrievalHandlers:
         change = await asyncio.to_thread(self._manager.delete_documents, collection, request.ids)
         return DocumentsDeleted(
             collection=collection.name, documents=change.documents, chunks=len(change.removed)
+        )
+
+    async def list_documents(self, request: ListDocuments, _: RequestContext) -> DocumentList:
+        collection = self._manager.get(request.collection)
+        return await asyncio.to_thread(
+            browse.list_documents, self._manager.store, collection, request
+        )
+
+    async def document_chunks(self, request: ChunksRequest, _: RequestContext) -> DocumentChunks:
+        collection = self._manager.get(request.collection)
+        return await asyncio.to_thread(
+            browse.document_chunks, self._manager.store, collection, request
         )
 
     async def search(self, request: SearchRequest, _: RequestContext) -> SearchReply:

@@ -162,7 +162,7 @@ class Ingestor:
         max_chars, overlap = self._chunking(chunking)
         prepared = await asyncio.to_thread(self._prepare_all, documents, max_chars, overlap)
         texts = [chunk.text for chunks in prepared for chunk in chunks]
-        vectors, _ = await self._embedder.embed(texts, "passage")
+        vectors, _ = await self._embedder.embed(texts, "passage", priority="bulk")
         new_documents = []
         offset = 0
         for document, chunks in zip(documents, prepared, strict=True):

@@ -23,6 +23,9 @@ class RetrievalSettings(BaseSettings, frozen=True, kw_only=True):
     embed_batch_size: int = 32
     embed_max_wait_ms: float = 2.0
     """How long the batcher waits for more texts from concurrent requests."""
+    embed_max_queued: int = 4_096
+    """Interactive texts (searches, embeddings) waiting for the model; more get 503 overloaded.
+    Ingest is fed to the model in slices behind them and never refused for this."""
     chunk_max_chars: int = 1_000
     chunk_overlap_chars: int = 150
     chunk_min_chars: int = 100

@@ -379,6 +379,39 @@ class DocStore:
             for row in rows
         }
 
+    def documents(
+        self, collection: Collection, after: str | None, limit: int
+    ) -> list[tuple[str, int, int, str, float, str]]:
+        """One page of documents by id: (id, chars, chunks, languages, updated_at, metadata);
+        ``languages`` is comma-separated."""
+        with self.lock:
+            rows = self._db.execute(
+                "SELECT d.id, d.chars, count(c.id),"
+                " coalesce(group_concat(DISTINCT c.language), ''), d.updated_at, d.metadata"
+                " FROM (SELECT * FROM documents WHERE collection_id = ?"
+                " AND id > ? ORDER BY id LIMIT ?) d LEFT JOIN chunks c"
+                " ON c.collection_id = d.collection_id AND c.document_id = d.id"
+                " GROUP BY d.id ORDER BY d.id",
+                (collection.id, after or "", limit),
+            ).fetchall()
+        return [tuple(row) for row in rows]
+
+    def document_chunks(
+        self, collection: Collection, document_id: str, first: int, limit: int
+    ) -> tuple[int, list[tuple[int, int, int, str, str]]]:
+        """(chunks of the document, [(idx, start, end, text, language)] from ``first``)."""
+        with self.lock:
+            total = self._db.execute(
+                "SELECT count(*) FROM chunks WHERE collection_id = ? AND document_id = ?",
+                (collection.id, document_id),
+            ).fetchone()[0]
+            rows = self._db.execute(
+                'SELECT idx, start, "end", text, language FROM chunks WHERE collection_id = ?'
+                " AND document_id = ? AND idx >= ? ORDER BY idx LIMIT ?",
+                (collection.id, document_id, first, limit),
+            ).fetchall()
+        return int(total), [tuple(row) for row in rows]
+
     def _conditions(
         self, collection: Collection, sql_filter: SqlFilter | None, languages: Sequence[str]
     ) -> tuple[str, list[Any]]:

@@ -29,6 +29,9 @@ class FeatureSettings(BaseSettings, frozen=True, kw_only=True):
     """Torch CPU threads; 0 keeps torch's default."""
     batch_size: int = 32
     max_wait_ms: float = 2.0
+    max_queued: int = 4_096
+    """Interactive texts (sentiment, predictions) waiting for the model; more get 503
+    overloaded. Classifier training is fed in slices behind them."""
 
 
 def build_features(environ: Mapping[str, str]) -> BatchingEmbedder:
@@ -43,7 +46,9 @@ def build_features(environ: Mapping[str, str]) -> BatchingEmbedder:
         batch_size=settings.batch_size,
         prefixes=default_prefixes(settings.model),
     )
-    return BatchingEmbedder(model, settings.batch_size, settings.max_wait_ms)
+    return BatchingEmbedder(
+        model, settings.batch_size, settings.max_wait_ms, max_queued=settings.max_queued
+    )
 
 
 def feature_model_name(environ: Mapping[str, str]) -> str:

@@ -95,6 +95,60 @@ class DocumentsDeleted(Message, frozen=True, kw_only=True):
     chunks: int
 
 
+MAX_DOCUMENTS_PAGE = 200
+"""Most documents one ``list_documents`` page holds."""
+MAX_CHUNKS_PAGE = 50
+"""Most chunks one ``document_chunks`` call returns."""
+
+
+class ListDocuments(Message, frozen=True, kw_only=True):
+    collection: str
+    after: str | None = None
+    """Only ids after this one (the ``next_after`` of the previous page)."""
+    limit: int = 50
+
+
+class DocumentInfo(Message, frozen=True, kw_only=True):
+    id: str
+    chars: int
+    chunks: int
+    languages: tuple[str, ...]
+    metadata: Metadata
+    updated_at: float
+
+
+class DocumentList(Message, frozen=True, kw_only=True):
+    collection: str
+    documents: tuple[DocumentInfo, ...]
+    next_after: str | None
+    """Pass as ``after`` for the next page; None on the last page."""
+
+
+class ChunksRequest(Message, frozen=True, kw_only=True):
+    """Consecutive chunks of one document (a passage in its context)."""
+
+    collection: str
+    document_id: str
+    first: int = 0
+    limit: int = 3
+
+
+class StoredPassage(Message, frozen=True, kw_only=True):
+    chunk_index: int
+    start: int
+    end: int
+    text: str
+    language: str
+
+
+class DocumentChunks(Message, frozen=True, kw_only=True):
+    collection: str
+    document_id: str
+    total: int
+    """Chunks the document has."""
+    chunks: tuple[StoredPassage, ...]
+
+
 class SearchRequest(Message, frozen=True, kw_only=True):
     collection: str
     query: str
@@ -161,4 +215,6 @@ INGEST = Method(SERVICE, "ingest", IngestRequest, IngestReply)
 INGEST_FILE = Method(SERVICE, "ingest_file", FileIngestRequest, IngestReply)
 DELETE_DOCUMENTS = Method(SERVICE, "delete_documents", DeleteDocuments, DocumentsDeleted)
 SEARCH = Method(SERVICE, "search", SearchRequest, SearchReply)
+LIST_DOCUMENTS = Method(SERVICE, "list_documents", ListDocuments, DocumentList)
+DOCUMENT_CHUNKS = Method(SERVICE, "document_chunks", ChunksRequest, DocumentChunks)
 EMBED = Method(SERVICE, "embed", EmbedRequest, EmbedReply)

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
+from shared.errors import BabelError, ErrorCode
 from shared.messages.retrieval import InputType
 
 
@@ -97,6 +99,11 @@ class SentenceTransformerEmbedder:
         return vectors, tokens
 
 
+Priority = Literal["interactive", "bulk"]
+"""Interactive texts (searches, sentiment, predictions) are embedded before bulk ones (ingest,
+training): a big ingest never stands in front of a search."""
+
+
 @dataclass
 class _Pending:
     text: str
@@ -105,54 +112,119 @@ class _Pending:
 
 
 class BatchingEmbedder:
-    """Collects texts from concurrent requests into shared batches, one model call at a time."""
+    """Collects texts from concurrent requests into shared batches, one model call at a time.
 
-    def __init__(self, embedder: Embedder, batch_size: int, max_wait_ms: float) -> None:
+    Two queues: interactive texts go first; bulk texts fill the batches they leave. A bulk
+    request is fed in slices of ``2 × batch_size`` texts (the next slice after the previous is
+    embedded), so bulk work never holds more than that per request in the queue. Interactive
+    texts are refused with ``overloaded`` (503 + Retry-After) when ``max_queued`` of them are
+    already waiting, instead of the queue growing without bound.
+    """
+
+    def __init__(
+        self,
+        embedder: Embedder,
+        batch_size: int,
+        max_wait_ms: float,
+        *,
+        max_queued: int = 4_096,
+        retry_after_s: float = 1.0,
+    ) -> None:
         self.embedder = embedder
         self._batch_size = batch_size
         self._max_wait_s = max_wait_ms / 1000
-        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self._max_queued = max_queued
+        self._retry_after_s = retry_after_s
+        self._queues: dict[Priority, deque[_Pending]] = {"interactive": deque(), "bulk": deque()}
+        self._arrived = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
+        self.batches = 0
+        """Model calls made (for tests and metrics)."""
 
-    async def embed(self, texts: Sequence[str], input_type: InputType) -> tuple[np.ndarray, int]:
+    def queued(self, priority: Priority) -> int:
+        return len(self._queues[priority])
+
+    async def embed(
+        self, texts: Sequence[str], input_type: InputType, *, priority: Priority = "interactive"
+    ) -> tuple[np.ndarray, int]:
         if not texts:
             return np.zeros((0, self.embedder.dim), dtype=np.float32), 0
         if self._runner is None or self._runner.done():
             self._runner = asyncio.create_task(self._run(), name="embed-batcher")
-        loop = asyncio.get_running_loop()
-        pending = [_Pending(t, input_type, loop.create_future()) for t in texts]
-        for item in pending:
-            self._queue.put_nowait(item)
-        results = await asyncio.gather(*(item.future for item in pending))
+        if priority == "interactive":
+            if self.queued("interactive") + len(texts) > self._max_queued:
+                raise BabelError(
+                    ErrorCode.OVERLOADED,
+                    f"the embedder has {self.queued('interactive')} texts waiting "
+                    f"(limit {self._max_queued}); retry shortly",
+                    retryable=True,
+                    retry_after_s=self._retry_after_s,
+                )
+            results = await self._submit(texts, input_type, priority)
+        else:
+            step = 2 * self._batch_size
+            results = []
+            for start in range(0, len(texts), step):
+                results.extend(
+                    await self._submit(texts[start : start + step], input_type, priority)
+                )
         vectors = np.stack([row for row, _ in results])
         return vectors, sum(tokens for _, tokens in results)
 
+    async def _submit(
+        self, texts: Sequence[str], input_type: InputType, priority: Priority
+    ) -> list[tuple[np.ndarray, int]]:
+        loop = asyncio.get_running_loop()
+        pending = [_Pending(t, input_type, loop.create_future()) for t in texts]
+        self._queues[priority].extend(pending)
+        self._arrived.set()
+        try:
+            return list(await asyncio.gather(*(item.future for item in pending)))
+        except BaseException:
+            for item in pending:  # a cancelled caller's texts are not embedded
+                item.future.cancel()
+            raise
+
+    def _take(self, limit: int) -> list[_Pending]:
+        taken: list[_Pending] = []
+        for queue in self._queues.values():  # interactive first
+            while queue and len(taken) < limit:
+                item = queue.popleft()
+                if not item.future.done():
+                    taken.append(item)
+        return taken
+
     async def _collect(self) -> list[_Pending]:
-        batch = [await self._queue.get()]
+        while True:
+            batch = self._take(self._batch_size)
+            if batch:
+                break
+            self._arrived.clear()
+            await self._arrived.wait()
         loop = asyncio.get_running_loop()
         give_up = loop.time() + self._max_wait_s
         while len(batch) < self._batch_size:
-            if not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-                continue
             remaining = give_up - loop.time()
             if remaining <= 0:
                 break
+            self._arrived.clear()
             try:
-                batch.append(await asyncio.wait_for(self._queue.get(), remaining))
+                await asyncio.wait_for(self._arrived.wait(), remaining)
             except TimeoutError:
                 break
+            batch.extend(self._take(self._batch_size - len(batch)))
         return batch
 
     async def _run(self) -> None:
         while True:
-            batch = [item for item in await self._collect() if not item.future.cancelled()]
+            batch = [item for item in await self._collect() if not item.future.done()]
             for input_type in ("query", "passage"):
                 group = sorted(
                     (item for item in batch if item.input_type == input_type),
                     key=lambda item: len(item.text),
                 )
                 if group:
+                    self.batches += 1
                     await self._encode_group(group, input_type)
 
     async def _encode_group(self, group: list[_Pending], input_type: InputType) -> None:

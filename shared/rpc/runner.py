@@ -27,12 +27,34 @@ class ServiceParts:
     """Runs after the last in-flight request (flush snapshots, free engines)."""
     checks: Callable[[], tuple[SelfCheck, ...]] | None = None
     """The self-checks the worker's heartbeat reports (see :class:`SelfCheck`)."""
+    dead: Callable[[], str | None] | None = None
+    """Why the service can no longer serve (e.g. its engine processes died), or None. Polled
+    every heartbeat interval: the worker then stops taking work, reports ``stopping``, lets
+    in-flight work end and exits with :data:`EXIT_DEAD`, so that its supervisor restarts it."""
+
+
+EXIT_DEAD = 70
+"""Exit status of a worker whose service died under it (``EX_SOFTWARE``)."""
+
+
+async def _watch(
+    dead: Callable[[], str | None], stop: asyncio.Event, interval_s: float, found: list[str]
+) -> None:
+    while not stop.is_set():
+        reason = dead()
+        if reason is not None:
+            get_logger(__name__).error("service dead; the worker stops", reason=reason)
+            found.append(reason)
+            stop.set()
+            return
+        await asyncio.sleep(interval_s)
 
 
 async def serve_worker(
     *, identity: ServiceIdentity, parts: ServiceParts, environ: Mapping[str, str]
-) -> None:
-    """Run one worker until SIGTERM/SIGINT; in-flight work gets the grace period."""
+) -> str | None:
+    """Run one worker until SIGTERM/SIGINT (None) or its service dies (the reason); in-flight
+    work gets the grace period."""
     redis_settings = RedisSettings.from_env(environ)
     worker_settings = load_settings(WorkerSettings, environ)
     redis = connect(redis_settings)
@@ -48,12 +70,20 @@ async def serve_worker(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    found: list[str] = []
+    watcher = None
+    if parts.dead is not None:
+        interval_s = worker_settings.heartbeat_interval_ms / 1000
+        watcher = asyncio.create_task(_watch(parts.dead, stop, interval_s, found), name="watch")
     try:
         await worker.run(stop, parts.warm_up)
     finally:
+        if watcher is not None:
+            watcher.cancel()
         if parts.close is not None:
             await parts.close()
         await redis.aclose()
+    return found[0] if found else None
 
 
 def run_service(
@@ -65,9 +95,12 @@ def run_service(
     configure_logging(load_settings(LogSettings, environ), service=identity.service)
     parts = build(environ)
     get_logger(__name__).info("starting worker", service=identity.service, version=identity.version)
+    serving = serve_worker(identity=identity, parts=parts, environ=environ)
     try:
         import uvloop
 
-        uvloop.run(serve_worker(identity=identity, parts=parts, environ=environ))
+        dead = uvloop.run(serving)
     except ImportError:  # pragma: no cover - uvloop is optional
-        asyncio.run(serve_worker(identity=identity, parts=parts, environ=environ))
+        dead = asyncio.run(serving)
+    if dead is not None:
+        raise SystemExit(EXIT_DEAD)

@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import json
+import os
 import platform
+import signal
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -38,7 +40,7 @@ from tests.support.generation import (
 )
 from tests.support.prober import probing
 from tests.support.problems import assert_problem
-from tests.support.processes import WorkerProcess
+from tests.support.processes import WorkerProcess, descendants
 from tests.support.retrieval import start_retrieval_worker, wait_worker_ready
 
 pytestmark = pytest.mark.timeout(300)
@@ -618,3 +620,31 @@ def test_shared_request_ids_and_hostile_bodies(stack: Stack, http: httpx.Client)
 def _post(stack: Stack, path: str, body: dict[str, Any], headers: dict[str, str]) -> httpx.Response:
     with httpx.Client(base_url=stack.gateway.base_url, timeout=120.0) as client:
         return client.post(path, json=body, headers=headers)
+
+
+# ---------------------------------------------------------------------- a dead engine (last)
+def test_a_dead_engine_takes_its_worker_out(stack: Stack, http: httpx.Client) -> None:
+    """SIGKILL the vLLM engine processes under the worker: the worker must not stay "ready"
+    answering 500s; it stops taking work, calls get 503, and it exits (status 70) so that its
+    supervisor restarts it. This ends the module's generation worker: it runs last."""
+    engine_processes = descendants(stack.generation.pid)
+    assert engine_processes, "the worker has no engine processes"
+    for pid in engine_processes:
+        os.kill(pid, signal.SIGKILL)
+    statuses = []
+    deadline = time.monotonic() + 60
+    while stack.generation.alive() and time.monotonic() < deadline:
+        response = http.post(
+            "/v1/chat/completions", json={"messages": CAPITAL, "max_tokens": 4}, timeout=30
+        )
+        statuses.append(response.status_code)
+        time.sleep(0.5)
+    assert stack.generation.wait(timeout_s=30) == 70, stack.generation.log_tail()
+    assert 500 not in statuses, statuses
+    assert "service dead" in stack.generation.log_text()
+    after = http.post("/v1/chat/completions", json={"messages": CAPITAL, "max_tokens": 4})
+    assert_problem(after, 503)
+    deadline = time.monotonic() + 15
+    while http.get("/readyz").status_code != 503 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert http.get("/readyz").status_code == 503

@@ -733,6 +733,58 @@ async def test_long_document_is_chunked_in_order(http: httpx.AsyncClient) -> Non
     assert top["chunk_index"] > 0
 
 
+async def test_documents_are_listed_by_page_and_their_chunks_read_back(
+    http: httpx.AsyncClient,
+) -> None:
+    """What the search UI's document list and "in context" view read."""
+    name = "browse"
+    await create(http, name)
+    await ingest(
+        http,
+        name,
+        [
+            doc("long", LONG_DOCUMENT),
+            doc("b/kurz", "Die Zugspitze ist der höchste Berg Deutschlands."),
+            doc("a", "A short note in English."),
+        ],
+    )
+    documents = f"/v1/collections/{name}/documents"
+    first = (await http.get(documents, params={"limit": 2})).json()
+    assert [d["id"] for d in first["documents"]] == ["a", "b/kurz"]
+    assert first["next_after"] == "b/kurz"
+    rest = (await http.get(documents, params={"limit": 2, "after": "b/kurz"})).json()
+    assert [d["id"] for d in rest["documents"]] == ["long"]
+    assert rest["next_after"] is None
+    long = rest["documents"][0]
+    assert first["documents"][1]["languages"] == ["de"]
+    assert (long["languages"], long["metadata"]) == (["en"], {"doc": "long"})
+    stored = await chunks_of(http, name, "long")
+    assert long["chunks"] == len(stored) >= 3
+
+    response = await http.get(
+        f"/v1/collections/{name}/chunks", params={"document_id": "long", "first": 1, "limit": 2}
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["total"] == len(stored)
+    keys = ("chunk_index", "start", "end", "text", "language")
+    assert [[c[k] for k in keys] for c in body["chunks"]] == [
+        [c[k] for k in keys] for c in stored[1:3]
+    ]
+
+    assert_problem(await http.get(documents, params={"limit": 0}), 422, "invalid_argument", "limit")
+    assert_problem(
+        await http.get(f"/v1/collections/{name}/chunks", params={"document_id": "a", "limit": 99}),
+        422,
+        "invalid_argument",
+        "limit",
+    )
+    assert_problem(
+        await http.get(f"/v1/collections/{name}/chunks"), 422, "invalid_argument", "document_id"
+    )
+    assert_problem(await http.get("/v1/collections/nope/documents"), 404, "not_found")
+
+
 @pytest.mark.parametrize(("max_chars", "overlap_chars"), [(400, 0), (400, 150), (250, 100)])
 async def test_chunking_is_configurable(
     http: httpx.AsyncClient, max_chars: int, overlap_chars: int
@@ -1197,6 +1249,37 @@ async def test_concurrent_searches_and_an_ingest(stack: Stack, mixed: dict[str, 
         info = await stats(client, name)
         assert (info["documents"], info["chunks"]) == (len(documents), len(documents))
     stack.worker.assert_alive()
+
+
+async def test_searches_overtake_a_big_ingest(stack: Stack, mixed: dict[str, Any]) -> None:
+    """Searches sent while a 480-chunk ingest is being embedded are answered before the ingest
+    ends: interactive texts go ahead of bulk ones in the shared batcher (with one FIFO queue
+    each search waited for every chunk queued before it)."""
+    name = "big-ingest"
+    sentence = "Tide tables list the hours of high and low water for every harbour on the coast."
+    documents = [
+        doc(f"b{i}", f"{sentence} Entry {i}: " + " ".join([sentence] * 3)) for i in range(480)
+    ]
+    async with httpx.AsyncClient(base_url=stack.gateway.base_url, timeout=180.0) as client:
+        await create(client, name)
+        ingesting = asyncio.create_task(
+            client.post(f"/v1/collections/{name}/documents", json={"documents": documents})
+        )
+        await asyncio.sleep(1.0)  # the ingest's chunks are prepared and queued
+        searched = []
+        for case in CROSS_LANGUAGE[:3]:
+            response = await client.post(
+                f"/v1/collections/{MIXED}/search", json={"query": case[1], "mode": "dense", "k": 3}
+            )
+            assert response.status_code == 200, response.text
+            assert response.json()["hits"][0]["document_id"] == case[3]
+            searched.append(ingesting.done())
+            ready = await client.get("/readyz")
+            assert ready.status_code == 200, ready.text
+        ingested = await ingesting
+        assert ingested.status_code == 200, ingested.text
+        assert searched == [False, False, False], "a search waited for the whole ingest"
+        assert (await stats(client, name))["chunks"] == len(documents)
 
 
 # ---------------------------------------------------------------------- hostile requests

@@ -139,3 +139,23 @@ def start_worker(
 
 StartWorker = Callable[..., WorkerProcess]
 """Type of the ``start_service_worker`` fixture: ``start(module, name=None, env=None)``."""
+
+
+def descendants(pid: int) -> list[int]:
+    """Process ids of every process below ``pid`` (children, their children, ...), from /proc."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        parents.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found

@@ -9,7 +9,7 @@ import msgspec
 from litestar import Controller, delete, get, post
 from litestar.datastructures import UploadFile
 from litestar.enums import RequestEncodingType
-from litestar.params import Body
+from litestar.params import Body, Parameter
 
 from services.gateway.bounds import check_chunking, check_metadata, check_scope
 from services.gateway.caller import ServiceCaller
@@ -26,22 +26,30 @@ from shared.messages.retrieval import (
     DELETE_COLLECTION,
     DELETE_DOCUMENTS,
     DESCRIBE_COLLECTION,
+    DOCUMENT_CHUNKS,
     INGEST,
     INGEST_FILE,
     LIST_COLLECTIONS,
+    LIST_DOCUMENTS,
+    MAX_CHUNKS_PAGE,
+    MAX_DOCUMENTS_PAGE,
     SEARCH,
     Chunking,
+    ChunksRequest,
     CollectionDeleted,
     CollectionInfo,
     CollectionList,
     CollectionRef,
     CollectionSpec,
     DeleteDocuments,
+    DocumentChunks,
+    DocumentList,
     DocumentsDeleted,
     FileIngestRequest,
     IngestReply,
     IngestRequest,
     ListCollections,
+    ListDocuments,
     SearchReply,
     SearchRequest,
 )
@@ -148,6 +156,34 @@ class CollectionsController(Controller):
             chunking=Chunking(max_chars=data.max_chars, overlap_chars=data.overlap_chars),
         )
         return await caller.call(INGEST_FILE, request, timeout_s=settings.ingest_timeout_s)
+
+    @get("/{name:str}/documents", summary="List documents by id, a page at a time")
+    async def list_documents(
+        self,
+        name: str,
+        caller: ServiceCaller,
+        limit: Annotated[int, Parameter(ge=1, le=MAX_DOCUMENTS_PAGE)] = 50,
+        after: Annotated[
+            str | None, Parameter(description="the `next_after` of the previous page")
+        ] = None,
+    ) -> DocumentList:
+        return await caller.call(
+            LIST_DOCUMENTS, ListDocuments(collection=name, after=after, limit=limit)
+        )
+
+    @get("/{name:str}/chunks", summary="Consecutive chunks of one document (a hit in context)")
+    async def chunks(
+        self,
+        name: str,
+        caller: ServiceCaller,
+        document_id: Annotated[str, Parameter(description="the document's id")],
+        first: Annotated[int, Parameter(ge=0, description="index of the first chunk")] = 0,
+        limit: Annotated[int, Parameter(ge=1, le=MAX_CHUNKS_PAGE)] = 3,
+    ) -> DocumentChunks:
+        return await caller.call(
+            DOCUMENT_CHUNKS,
+            ChunksRequest(collection=name, document_id=document_id, first=first, limit=limit),
+        )
 
     @post("/{name:str}/documents/delete", status_code=200, summary="Delete documents by id")
     async def delete_documents(

@@ -1,8 +1,8 @@
 """LibreTranslate-compatible API: ``POST /translate``, ``POST /detect``, ``GET /languages``.
 
 Existing LibreTranslate clients work unchanged: the same paths, fields (JSON, form or
-multipart bodies), answers and 400 for bad input. ``api_key`` is accepted and not
-checked yet. Confidences are 0..100, as LibreTranslate reports them.
+multipart bodies), answers and 400 for bad input. ``api_key`` is checked before a handler
+runs (``services.gateway.access.gate``). Confidences are 0..100, as LibreTranslate reports them.
 """
 
 from __future__ import annotations

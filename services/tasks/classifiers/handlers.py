@@ -31,7 +31,7 @@ from shared.messages.classifiers import (
     PredictRequest,
     PredictResponse,
 )
-from shared.models.embedder import BatchingEmbedder
+from shared.models.embedder import BatchingEmbedder, Priority
 from shared.rpc.handlers import HandlerRegistry, RequestContext
 
 
@@ -51,8 +51,9 @@ class ClassifierHandlers:
         registry.add_unary(DELETE_CLASSIFIER, self.delete)
         registry.add_unary(CLASSIFY, self.classify)
 
-    async def _embed(self, texts: list[str]) -> np.ndarray:
-        vectors, _ = await self._embedder.embed([normalize_tweet(t) for t in texts], "query")
+    async def _embed(self, texts: list[str], priority: Priority = "interactive") -> np.ndarray:
+        normalized = [normalize_tweet(t) for t in texts]
+        vectors, _ = await self._embedder.embed(normalized, "query", priority=priority)
         return vectors
 
     async def create(self, request: CreateClassifier, context: RequestContext) -> ClassifierInfo:
@@ -68,7 +69,7 @@ class ClassifierHandlers:
             labels = [count.label for count in counts]
             index = {label: i for i, label in enumerate(labels)}  # not list.index per example
             targets = [index[example.label] for example in request.examples]
-            vectors = await self._embed([example.text for example in request.examples])
+            vectors = await self._embed([example.text for example in request.examples], "bulk")
             head, validation = await asyncio.to_thread(
                 fit_classifier, vectors, targets, labels, self._settings
             )

@@ -1,0 +1,117 @@
+"""The batching embedder's queues: interactive first, bulk in slices, a bounded backlog.
+
+The model here is a fake (``RecordingFakeEmbedder``): these tests are about ordering and
+bounds, not vectors. It blocks in ``encode`` until released so a backlog can be built.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Sequence
+
+import numpy as np
+import pytest
+
+from shared.errors import BabelError, ErrorCode
+from shared.messages.retrieval import InputType
+from shared.models.embedder import BatchingEmbedder
+
+
+class RecordingFakeEmbedder:
+    """A fake model: each text's vector is its length; every call's texts are recorded."""
+
+    name = "fake"
+    dim = 2
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+        self.gate = threading.Event()
+        self.gate.set()
+
+    def warm_up(self) -> None:
+        return None
+
+    def encode(self, texts: Sequence[str], input_type: InputType) -> tuple[np.ndarray, list[int]]:
+        self.gate.wait(timeout=10)
+        self.calls.append(list(texts))
+        vectors = np.array([[len(t), 1.0] for t in texts], dtype=np.float32)
+        return vectors, [len(t) for t in texts]
+
+
+async def _until(predicate: object, timeout_s: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not predicate():  # type: ignore[operator]
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached"
+        await asyncio.sleep(0.005)
+
+
+async def test_vectors_come_back_in_request_order() -> None:
+    fake = RecordingFakeEmbedder()
+    batcher = BatchingEmbedder(fake, batch_size=4, max_wait_ms=1)
+    vectors, tokens = await batcher.embed(["ccc", "a", "bb"], "query")
+    assert vectors[:, 0].tolist() == [3.0, 1.0, 2.0]
+    assert tokens == 6
+
+
+async def test_interactive_texts_overtake_a_queued_bulk_ingest() -> None:
+    fake = RecordingFakeEmbedder()
+    batcher = BatchingEmbedder(fake, batch_size=4, max_wait_ms=1)
+    fake.gate.clear()  # the model is busy: the first batch blocks
+    bulk = asyncio.create_task(
+        batcher.embed([f"bulk-{i}" for i in range(40)], "query", priority="bulk")
+    )
+    await _until(lambda: batcher.batches == 1)
+    search = asyncio.create_task(batcher.embed(["search"], "query"))
+    await _until(lambda: batcher.queued("interactive") == 1)
+    fake.gate.set()
+    await asyncio.gather(bulk, search)
+    assert "search" in fake.calls[1], fake.calls[:3]  # the very next model call
+    assert sum(len(call) for call in fake.calls) == 41
+
+
+async def test_bulk_work_is_fed_in_slices() -> None:
+    fake = RecordingFakeEmbedder()
+    batcher = BatchingEmbedder(fake, batch_size=4, max_wait_ms=1)
+    fake.gate.clear()
+    bulk = asyncio.create_task(
+        batcher.embed([f"doc-{i}" for i in range(1_000)], "passage", priority="bulk")
+    )
+    await _until(lambda: batcher.batches == 1)
+    assert batcher.queued("bulk") <= 2 * 4  # one slice, not the whole document
+    fake.gate.set()
+    vectors, _ = await bulk
+    assert vectors.shape == (1_000, 2)
+
+
+async def test_a_full_interactive_queue_answers_overloaded() -> None:
+    fake = RecordingFakeEmbedder()
+    batcher = BatchingEmbedder(fake, batch_size=2, max_wait_ms=1, max_queued=5, retry_after_s=3)
+    fake.gate.clear()
+    first = asyncio.create_task(batcher.embed(["x", "y"], "query"))
+    await _until(lambda: batcher.batches == 1)
+    waiting = asyncio.create_task(batcher.embed(["a", "b", "c", "d"], "query"))
+    await _until(lambda: batcher.queued("interactive") == 4)
+    with pytest.raises(BabelError) as refused:
+        await batcher.embed(["e", "f"], "query")
+    assert refused.value.info.code == ErrorCode.OVERLOADED
+    assert refused.value.info.retry_after_s == 3
+    fake.gate.set()
+    await asyncio.gather(first, waiting)
+
+
+async def test_a_cancelled_request_is_not_embedded() -> None:
+    fake = RecordingFakeEmbedder()
+    batcher = BatchingEmbedder(fake, batch_size=2, max_wait_ms=1)
+    fake.gate.clear()
+    first = asyncio.create_task(batcher.embed(["x", "y"], "query"))
+    await _until(lambda: batcher.batches == 1)
+    abandoned = asyncio.create_task(batcher.embed(["gone-1", "gone-2"], "query"))
+    await _until(lambda: batcher.queued("interactive") == 2)
+    abandoned.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await abandoned
+    fake.gate.set()
+    await first
+    await batcher.embed(["after"], "query")
+    assert not any(text.startswith("gone") for call in fake.calls for text in call)
