@@ -6,11 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
 import pytest
 
+from services.gateway.access.scopes import DEFAULT_SCOPE, required_scope
 from services.gateway.app import create_app
 from services.gateway.bounds import check_chunking, check_metadata, check_prompts, check_scope
+from services.gateway.controllers.keys import CreateKeyBody
 from services.gateway.settings import GatewaySettings
 from services.generation.engine import _finish_reason
 from services.generation.sampling import check_json_schema
@@ -21,6 +24,7 @@ from services.retrieval.store import SQL_VARIABLES, DocStore, NewChunk, NewDocum
 from services.retrieval.text.chunking import TooManyChunks, chunk_text
 from services.retrieval.text.extract import ExtractLimits, extract_text
 from services.tasks.classifiers import store as classifiers
+from shared.access.records import check_name as check_key_name
 from shared.errors import BabelError, ErrorCode
 from shared.json_shape import check_json
 from shared.messages.retrieval import Chunking, DocumentIn, filter_terms
@@ -213,3 +217,13 @@ def test_an_engine_abort_is_an_error_not_a_finish_reason() -> None:
         _finish_reason("abort")
     assert caught.value.code == ErrorCode.UNAVAILABLE
     assert caught.value.info.retryable
+
+
+def test_key_names_and_scope_paths_are_matched_in_full() -> None:
+    body = {"name": "team\n", "scopes": ["search"]}
+    with pytest.raises(msgspec.ValidationError):
+        msgspec.convert(body, CreateKeyBody)
+    assert msgspec.convert({**body, "name": "team"}, CreateKeyBody).name == "team"
+    assert refused(check_key_name, "team\n").field == "name"
+    assert required_scope("GET", "/v1/collections") == "search"
+    assert required_scope("GET", "/v1/collections\n") == DEFAULT_SCOPE
