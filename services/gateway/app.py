@@ -36,6 +36,7 @@ from services.gateway.frontend import cors_config, ui_router
 from services.gateway.limits import BodyLimit
 from services.gateway.monitor import ServiceMonitor
 from services.gateway.observability import GatewayMetrics, RequestObserver
+from services.gateway.openapi_bounds import state_bounds
 from services.gateway.problems import exception_handlers
 from services.gateway.settings import GatewaySettings
 from shared.access.store import AccessKeys, KeyStore
@@ -124,6 +125,7 @@ def create_app(
     document_access(app.openapi_schema)
     app.state.metrics = metrics
     app.state.access = access
+    state_bounds(app, gateway)
     return app
 
 

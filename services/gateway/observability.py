@@ -22,7 +22,7 @@ from shared.telemetry import bound_context, get_logger
 log = get_logger("babel.access")
 
 _request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
-_VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_VALID_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 REQUEST_ID_HEADER = "x-request-id"
 
 
@@ -119,7 +119,7 @@ class RequestObserver:
             (v.decode("latin-1") for k, v in scope["headers"] if k == REQUEST_ID_HEADER.encode()),
             "",
         )
-        request_id = incoming if _VALID_ID.match(incoming) else uuid.uuid4().hex
+        request_id = incoming if _VALID_ID.fullmatch(incoming) else uuid.uuid4().hex
         token = _request_id.set(request_id)
         status = 500
         started = time.perf_counter()

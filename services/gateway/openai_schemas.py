@@ -13,6 +13,9 @@ import msgspec
 from services.gateway.retrieval_schemas import Body
 
 Stop = str | list[str] | None
+MAX_TOKENS = 2**31 - 1
+"""Past any model's context; the service answers 400 with the real limit."""
+SEED = msgspec.Meta(ge=-(2**63), le=2**63 - 1)
 
 
 class TextPart(Body, frozen=True):
@@ -46,12 +49,12 @@ class SamplingFields(Body, frozen=True):
     """What chat and completions requests share."""
 
     model: str | None = None
-    max_tokens: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    max_tokens: Annotated[int, msgspec.Meta(ge=1, le=MAX_TOKENS)] | None = None
     temperature: Annotated[float, msgspec.Meta(ge=0, le=2)] = 1.0
     top_p: Annotated[float, msgspec.Meta(gt=0, le=1)] = 1.0
     n: Annotated[int, msgspec.Meta(ge=1, le=8)] = 1
     stop: Stop = None
-    seed: int | None = None
+    seed: Annotated[int, SEED] | None = None
     stream: bool = False
     stream_options: StreamOptions | None = None
     user: str | None = None
@@ -63,7 +66,7 @@ class SamplingFields(Body, frozen=True):
 
 class ChatCompletionBody(SamplingFields, frozen=True):
     messages: list[ChatMessageBody] = []
-    max_completion_tokens: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    max_completion_tokens: Annotated[int, msgspec.Meta(ge=1, le=MAX_TOKENS)] | None = None
     """OpenAI's newer name for ``max_tokens``."""
     response_format: ResponseFormat | None = None
 

@@ -166,6 +166,13 @@ def _undecodable_problem(request: Request[Any, Any, Any], exc: UnicodeDecodeErro
     )
 
 
+def _too_deep_problem(request: Request[Any, Any, Any], exc: RecursionError) -> Response[Any]:
+    # msgspec refuses JSON nested ~1000 levels deep with RecursionError (not DecodeError).
+    return problem_response(
+        ErrorInfo(code=ErrorCode.INVALID_JSON, message="the JSON is nested too deeply")
+    )
+
+
 def _babel_problem(request: Request[Any, Any, Any], exc: BabelError) -> Response[Any]:
     return problem_response(exc.info)
 
@@ -181,5 +188,6 @@ def exception_handlers() -> ExceptionHandlersMap:
         ValidationException: _validation_problem,
         HTTPException: _http_problem,
         UnicodeDecodeError: _undecodable_problem,
+        RecursionError: _too_deep_problem,
         Exception: _unexpected_problem,
     }

@@ -43,7 +43,7 @@ class EmbeddingsBody(Body, frozen=True):
     model: str | None = None
     encoding_format: Literal["float", "base64"] = "float"
     input_type: Literal["query", "passage"] = "query"
-    dimensions: int | None = None
+    dimensions: Annotated[int, msgspec.Meta(ge=1, le=65_536)] | None = None
     user: str | None = None
 
 

@@ -39,3 +39,15 @@ class GatewaySettings(BaseSettings, frozen=True, kw_only=True):
     the ``<babel-search>`` widget; empty: no cross-origin access."""
     classifier_train_timeout_s: float = 300.0
     """Training a custom classifier embeds every example (thousands take a minute on a CPU)."""
+    max_prompts: int = 16
+    """Prompts in one ``/v1/completions`` request (``prompt`` as a list): one RPC each."""
+    max_filter_terms: int = 100
+    """Values in one search filter (each comparison and each ``$in``/``$nin`` item counts)."""
+    max_search_languages: int = 32
+    """Codes in a search's ``languages`` list."""
+    max_json_depth: int = 32
+    """Nesting of free-form JSON: metadata, filters, response_format JSON schemas."""
+    chunk_min_chars: int = 100
+    chunk_max_chars: int = 20_000
+    chunk_max_overlap_fraction: float = 0.5
+    """``overlap_chars`` may be at most this fraction of ``max_chars``."""

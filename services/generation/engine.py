@@ -40,12 +40,17 @@ class Delta:
 
 
 def _finish_reason(raw: str | None) -> FinishReason | None:
+    """vLLM's reason as an OpenAI one; an engine-side abort is an error, not a finish."""
     if raw is None:
         return None
     if raw == "length":
         return "length"
     if raw == "abort":
-        return "abort"
+        raise BabelError(
+            ErrorCode.UNAVAILABLE,
+            "the generation engine aborted this request before it finished; retry",
+            retryable=True,
+        )
     return "stop"
 
 

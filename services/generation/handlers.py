@@ -95,7 +95,7 @@ class GenerationHandlers:
         texts: dict[int, list[str]] = {i: [] for i in range(sampling.n)}
         reasons: dict[int, FinishReason] = {}
         completion_tokens = 0
-        async for delta in self._engine.stream(ids, sampling, context.request_id):
+        async for delta in self._engine.stream(ids, sampling, context.call_id):
             texts[delta.index].append(delta.text)
             completion_tokens += delta.tokens
             if delta.finish_reason is not None:
@@ -118,7 +118,7 @@ class GenerationHandlers:
             request.sampling, prompt_tokens=len(ids), max_model_len=self._engine.max_model_len
         )
         completion_tokens = 0
-        async for delta in self._engine.stream(ids, sampling, context.request_id):
+        async for delta in self._engine.stream(ids, sampling, context.call_id):
             completion_tokens += delta.tokens
             if delta.text or delta.finish_reason is not None:
                 yield GenerateChunk(
@@ -155,8 +155,8 @@ class RagHandlers:
         registry.add_stream(RAG_STREAM, self.stream)
 
     async def answer(self, request: RagRequest, context: RequestContext) -> RagResponse:
-        return await self._pipeline.answer(request, context.request_id)
+        return await self._pipeline.answer(request, context.call_id)
 
     async def stream(self, request: RagRequest, context: RequestContext) -> AsyncIterator[RagChunk]:
-        async for chunk in self._pipeline.stream(request, context.request_id):
+        async for chunk in self._pipeline.stream(request, context.call_id):
             yield chunk

@@ -13,10 +13,13 @@ import jsonschema
 import jsonschema.exceptions
 
 from shared.errors import BabelError, ErrorCode
+from shared.json_shape import check_json
 from shared.messages.generation import Sampling
 
 MAX_N = 8
 MAX_STOP = 8
+MAX_SCHEMA_DEPTH = 64
+"""JSON nesting of a response_format schema (the schema checker recurses per level)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +36,7 @@ class CheckedSampling:
 
 def check_json_schema(schema: dict[str, Any]) -> None:
     """Refuse a schema that is not a valid JSON Schema (the engine would fail to compile it)."""
+    check_json(schema, "response_format.json_schema.schema", MAX_SCHEMA_DEPTH)
     try:
         validator = jsonschema.validators.validator_for(schema)
         validator.check_schema(schema)

@@ -25,11 +25,11 @@ from shared.telemetry import get_logger
 
 log = get_logger(__name__)
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
 def check_name(name: str) -> None:
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise BabelError(
             ErrorCode.INVALID_ARGUMENT,
             "collection names are 1-64 letters, digits, '_', '.', '-' (starting alphanumeric)",

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from services.retrieval.settings import RetrievalSettings
 from shared.errors import BabelError, ErrorCode
+from shared.json_shape import check_json
+from shared.messages.retrieval import Metadata, filter_terms
 
-_FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
+_FIELD = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
 _COMPARE = {"$eq": "=", "$ne": "!=", "$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
 _RANGE = {"$gt", "$gte", "$lt", "$lte"}
 _SETS = {"$in": "IN", "$nin": "NOT IN"}
@@ -25,6 +28,27 @@ def json_type(value: Any) -> str:
     if value is None:
         return "null"
     return "array" if isinstance(value, list) else "object"
+
+
+def check_scope(
+    conditions: Metadata | None, languages: Sequence[str], settings: RetrievalSettings
+) -> None:
+    """A search's filter and languages stay within the settings' bounds: each value is one
+    SQL parameter, and SQLite refuses statements past its variable limit."""
+    if len(languages) > settings.max_search_languages:
+        raise BabelError(
+            ErrorCode.INVALID_ARGUMENT,
+            f"{len(languages)} languages; at most {settings.max_search_languages}",
+            field="languages",
+        )
+    if conditions is not None:
+        check_json(conditions, "filter", settings.max_json_depth)
+        if (terms := filter_terms(conditions)) > settings.max_filter_terms:
+            raise BabelError(
+                ErrorCode.INVALID_ARGUMENT,
+                f"{terms} filter values; at most {settings.max_filter_terms}",
+                field="filter",
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +80,7 @@ def build_filter(conditions: Mapping[str, Any], field_types: Mapping[str, set[st
     clauses: list[str] = []
     params: list[Any] = []
     for field, condition in conditions.items():
-        if not _FIELD.match(field):
+        if not _FIELD.fullmatch(field):
             raise BabelError(
                 ErrorCode.INVALID_ARGUMENT, f"bad metadata field name {field!r}", field="filter"
             )

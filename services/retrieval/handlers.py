@@ -9,7 +9,7 @@ from services.retrieval.collections import CollectionManager
 from services.retrieval.ingest import Ingestor
 from services.retrieval.search import Searcher
 from services.retrieval.settings import RetrievalSettings
-from services.retrieval.text.extract import extract_text
+from services.retrieval.text.extract import ExtractLimits, extract_text
 from shared.errors import BabelError, ErrorCode
 from shared.messages.retrieval import (
     CREATE_COLLECTION,
@@ -114,8 +114,13 @@ class RetrievalHandlers:
 
     async def ingest_file(self, request: FileIngestRequest, _: RequestContext) -> IngestReply:
         self._manager.get(request.collection)  # unknown collection: 404 before extraction
+        limits = ExtractLimits(
+            max_chars=self._settings.max_document_chars,
+            max_pages=self._settings.max_pdf_pages,
+            max_content_bytes=self._settings.max_pdf_content_bytes,
+        )
         text = await asyncio.to_thread(
-            extract_text, request.data, request.media_type, request.filename
+            extract_text, request.data, request.media_type, request.filename, limits
         )
         metadata = dict(request.metadata)
         if request.filename:

@@ -11,9 +11,10 @@ import numpy as np
 from services.retrieval.collections import CollectionManager
 from services.retrieval.settings import RetrievalSettings
 from services.retrieval.store import Collection, NewChunk, NewDocument
-from services.retrieval.text.chunking import chunk_text
+from services.retrieval.text.chunking import Chunk, TooManyChunks, chunk_text
 from services.retrieval.text.lexical import tokenize
 from shared.errors import BabelError, ErrorCode
+from shared.json_shape import check_json
 from shared.langid import LanguageIdentifier
 from shared.messages.retrieval import Chunking, DocumentIn, IngestReply
 from shared.models.embedder import BatchingEmbedder
@@ -71,6 +72,7 @@ class Ingestor:
                     field=f"{where}.id",
                 )
             seen.add(document.id)
+            check_json(document.metadata, f"{where}.metadata", self._settings.max_json_depth)
             if not document.text.strip():
                 raise BabelError(ErrorCode.INVALID_ARGUMENT, "text is empty", field=f"{where}.text")
             if len(document.text) > self._settings.max_document_chars:
@@ -82,29 +84,62 @@ class Ingestor:
                 )
 
     def _chunking(self, chunking: Chunking) -> tuple[int, int]:
-        max_chars = chunking.max_chars or self._settings.chunk_max_chars
+        """``max_chars`` within the settings' range and an overlap of at most a fraction of
+        it: tiny chunks with an overlap of almost their size turn a few bytes into a chunk."""
+        settings = self._settings
+        max_chars = chunking.max_chars or settings.chunk_max_chars
         overlap = (
             chunking.overlap_chars
             if chunking.overlap_chars is not None
-            else min(self._settings.chunk_overlap_chars, max_chars // 4)
+            else min(settings.chunk_overlap_chars, max_chars // 4)
         )
-        if not 50 <= max_chars <= 20_000:
+        low, high = settings.chunk_min_chars, settings.chunk_largest_chars
+        if not low <= max_chars <= high:
             raise BabelError(
                 ErrorCode.INVALID_ARGUMENT,
-                "max_chars must be 50..20000",
+                f"max_chars must be {low}..{high}, got {max_chars}",
                 field="chunking.max_chars",
             )
-        if not 0 <= overlap < max_chars:
+        most = int(max_chars * settings.chunk_max_overlap_fraction)
+        if not 0 <= overlap <= most:
             raise BabelError(
                 ErrorCode.INVALID_ARGUMENT,
-                "overlap_chars must be at least 0 and below max_chars",
+                f"overlap_chars must be 0..{most} "
+                f"({settings.chunk_max_overlap_fraction:g} of max_chars), got {overlap}",
                 field="chunking.overlap_chars",
             )
         return max_chars, overlap
 
-    def _prepare(self, document: DocumentIn, max_chars: int, overlap: int) -> list[NewChunk]:
+    def _prepare_all(
+        self, documents: Sequence[DocumentIn], max_chars: int, overlap: int
+    ) -> list[list[NewChunk]]:
+        """Every document's chunks, counted as they are made: past the per-document or
+        per-request limit the request stops with an error naming the document."""
+        prepared: list[list[NewChunk]] = []
+        budget = self._settings.max_chunks_per_request
+        for i, document in enumerate(documents):
+            limit = min(self._settings.max_chunks_per_document, budget)
+            try:
+                pieces = chunk_text(document.text, max_chars, overlap, max_chunks=limit)
+            except TooManyChunks:
+                raise BabelError(
+                    ErrorCode.INVALID_ARGUMENT,
+                    f"the text makes more than {limit} chunks"
+                    + (
+                        " (the request's chunk budget is spent)"
+                        if limit < self._settings.max_chunks_per_document
+                        else ""
+                    )
+                    + "; send a shorter text, fewer documents, or a larger max_chars",
+                    field=f"documents[{i}].text",
+                ) from None
+            budget -= len(pieces)
+            prepared.append(self._prepare(pieces))
+        return prepared
+
+    def _prepare(self, pieces: Sequence[Chunk]) -> list[NewChunk]:
         chunks = []
-        for idx, piece in enumerate(chunk_text(document.text, max_chars, overlap)):
+        for idx, piece in enumerate(pieces):
             language = self._identifier.identify(piece.text, 1)[0].language
             chunks.append(
                 NewChunk(
@@ -125,9 +160,7 @@ class Ingestor:
         check_model(collection, self._embedder.embedder.name)
         self._validate(documents)
         max_chars, overlap = self._chunking(chunking)
-        prepared = await asyncio.to_thread(
-            lambda: [self._prepare(d, max_chars, overlap) for d in documents]
-        )
+        prepared = await asyncio.to_thread(self._prepare_all, documents, max_chars, overlap)
         texts = [chunk.text for chunks in prepared for chunk in chunks]
         vectors, _ = await self._embedder.embed(texts, "passage", priority="bulk")
         new_documents = []

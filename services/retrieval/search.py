@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from services.retrieval.collections import CollectionManager
-from services.retrieval.filters import SqlFilter, build_filter
+from services.retrieval.filters import SqlFilter, build_filter, check_scope
 from services.retrieval.ingest import check_model
 from services.retrieval.settings import RetrievalSettings
 from services.retrieval.store import Collection
@@ -56,6 +56,7 @@ class Searcher:
             raise BabelError(
                 ErrorCode.INVALID_ARGUMENT, f"k must be 1..{self._settings.max_k}", field="k"
             )
+        check_scope(request.filter, request.languages, self._settings)
 
     async def search(self, request: SearchRequest) -> SearchReply:
         self._validate(request)

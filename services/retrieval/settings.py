@@ -28,6 +28,22 @@ class RetrievalSettings(BaseSettings, frozen=True, kw_only=True):
     Ingest is fed to the model in slices behind them and never refused for this."""
     chunk_max_chars: int = 1_000
     chunk_overlap_chars: int = 150
+    chunk_min_chars: int = 100
+    """The smallest ``max_chars`` a request may ask for (tiny chunks multiply the work)."""
+    chunk_largest_chars: int = 20_000
+    """The largest ``max_chars`` a request may ask for."""
+    chunk_max_overlap_fraction: float = 0.5
+    """``overlap_chars`` may be at most this fraction of ``max_chars``."""
+    max_chunks_per_document: int = 10_000
+    max_chunks_per_request: int = 20_000
+    max_pdf_pages: int = 2_000
+    max_pdf_content_bytes: int = 256 * 1_048_576
+    """Decoded content streams of a PDF's pages, summed (pages may share one object)."""
+    max_filter_terms: int = 100
+    """Values in one search filter (each comparison and each ``$in``/``$nin`` item counts)."""
+    max_search_languages: int = 32
+    max_json_depth: int = 32
+    """Nesting of metadata and filters."""
     max_document_chars: int = 2_000_000
     max_documents_per_request: int = 10_000
     max_query_chars: int = 4_000

@@ -65,6 +65,16 @@ CREATE TABLE IF NOT EXISTS fields (
 """
 
 
+SQL_VARIABLES = 500
+"""Bound parameters per statement: far below SQLite's limit (999 in older builds)."""
+
+
+def batched(values: Sequence[Any], size: int = SQL_VARIABLES) -> Iterator[list[Any]]:
+    """``values`` in lists of at most ``size``: one statement each, never past the limit."""
+    for start in range(0, len(values), size):
+        yield list(values[start : start + size])
+
+
 @dataclass(frozen=True, slots=True)
 class Collection:
     id: int
@@ -263,10 +273,10 @@ class DocStore:
                 "DELETE FROM documents WHERE collection_id = ? AND id = ?",
                 (collection.id, document_id),
             ).rowcount
-        if removed:
-            marks = ",".join("?" * len(removed))
-            db.execute(f"DELETE FROM chunks WHERE id IN ({marks})", removed)
-            db.execute(f"DELETE FROM {collection.fts} WHERE rowid IN ({marks})", removed)
+        for batch in batched(removed):
+            marks = ",".join("?" * len(batch))
+            db.execute(f"DELETE FROM chunks WHERE id IN ({marks})", batch)
+            db.execute(f"DELETE FROM {collection.fts} WHERE rowid IN ({marks})", batch)
         return removed, existed
 
     def _bump(self, db: sqlite3.Connection, collection: Collection) -> int:
@@ -363,17 +373,17 @@ class DocStore:
         return ids, vectors.reshape(len(rows), collection.dim)
 
     def chunks(self, ids: Sequence[int]) -> dict[int, StoredChunk]:
-        if not len(ids):
-            return {}
-        marks = ",".join("?" * len(ids))
+        rows: list[Any] = []
         with self.lock:
-            rows = self._db.execute(
-                f'SELECT c.id, c.document_id, c.idx, c.start, c."end", c.text, c.language, '
-                f"d.metadata FROM chunks c JOIN documents d "
-                f"ON d.collection_id = c.collection_id AND d.id = c.document_id "
-                f"WHERE c.id IN ({marks})",
-                [int(i) for i in ids],
-            ).fetchall()
+            for batch in batched([int(i) for i in ids]):
+                marks = ",".join("?" * len(batch))
+                rows += self._db.execute(
+                    f'SELECT c.id, c.document_id, c.idx, c.start, c."end", c.text, c.language, '
+                    f"d.metadata FROM chunks c JOIN documents d "
+                    f"ON d.collection_id = c.collection_id AND d.id = c.document_id "
+                    f"WHERE c.id IN ({marks})",
+                    batch,
+                ).fetchall()
         return {
             row[0]: StoredChunk(
                 id=row[0],

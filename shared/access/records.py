@@ -22,7 +22,8 @@ SCOPES: Final = (
 """Every scope, one per route family (see ``services.gateway.access.scopes``)."""
 ALL = "all"
 """Shorthand for every scope on the command line."""
-NAME_PATTERN: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+NAME_PATTERN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+"""Matched in full (``fullmatch``): ``$`` would let a trailing newline through."""
 BOOTSTRAP_NAME: Final = "bootstrap-admin"
 """The admin key from ``BABEL_ADMIN_KEY_HASH``/``_FILE``; no stored key may take its name."""
 
@@ -66,7 +67,7 @@ class KeyRecord(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def check_name(name: str, field: str = "name") -> str:
-    if not NAME_PATTERN.match(name):
+    if not NAME_PATTERN.fullmatch(name):
         raise BabelError(
             ErrorCode.INVALID_ARGUMENT,
             f"key name {name!r} must be 1-64 letters, digits, '.', '_' or '-', "

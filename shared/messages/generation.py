@@ -12,7 +12,8 @@ from shared.messages.base import Message, Method
 from shared.messages.retrieval import Hit
 
 Role = Literal["system", "user", "assistant"]
-FinishReason = Literal["stop", "length", "abort"]
+FinishReason = Literal["stop", "length"]
+"""OpenAI's values only: an engine-side abort reaches the caller as an error."""
 
 
 class ChatMessage(Message, frozen=True, kw_only=True):

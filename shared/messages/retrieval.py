@@ -195,6 +195,17 @@ class EmbedReply(Message, frozen=True, kw_only=True):
     tokens: int
 
 
+def filter_terms(conditions: Metadata) -> int:
+    """Values a search filter compares with: one per comparison, one per ``$in``/``$nin``
+    item (each is one SQL parameter, so their number is bounded)."""
+    terms = 0
+    for condition in conditions.values():
+        operations = condition if isinstance(condition, dict) else {"$eq": condition}
+        for value in operations.values():
+            terms += len(value) if isinstance(value, list) else 1
+    return terms
+
+
 SERVICE = "retrieval"
 CREATE_COLLECTION = Method(SERVICE, "create_collection", CollectionSpec, CollectionInfo)
 LIST_COLLECTIONS = Method(SERVICE, "list_collections", ListCollections, CollectionList)

@@ -46,7 +46,7 @@ PER_LAYER = {
 DROPPED = frozenset({"rope_freqs.weight"})
 """GGUF tensors the Hugging Face model has no parameter for."""
 
-_NAME = re.compile(r"^(?:blk\.(?P<layer>\d+)\.)?(?P<leaf>[a-z_]+)\.(?P<suffix>weight|bias)$")
+_NAME = re.compile(r"(?:blk\.(?P<layer>\d+)\.)?(?P<leaf>[a-z_]+)\.(?P<suffix>weight|bias)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +69,7 @@ def hf_name(gguf_name: str) -> str | None:
     """The Hugging Face name of ``gguf_name``; None for a tensor that is dropped."""
     if gguf_name in DROPPED:
         return None
-    match = _NAME.match(gguf_name)
+    match = _NAME.fullmatch(gguf_name)
     leaf = match["leaf"] if match else None
     if match is not None and match["layer"] is None and leaf in TOP_LEVEL:
         return f"{TOP_LEVEL[leaf]}.{match['suffix']}"

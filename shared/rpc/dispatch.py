@@ -135,7 +135,8 @@ class Dispatcher:
             return
         try:
             request = decode_payload(envelope.payload, route.method.request)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
+            # RecursionError: a payload nested past the decoder's depth limit (~1000)
             await self._reject(
                 entry_id,
                 envelope,

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from shared.messages.base import Message, Method, Req, Resp
@@ -15,12 +16,15 @@ class RequestContext:
     """What a handler may know about the request it serves."""
 
     request_id: str
+    """The client's id (``X-Request-ID``): for logs and traces only, never an identity,
+    since two clients may send the same one."""
     deadline: float
     worker: str
     deliveries: int
-    call_id: str = ""
-    """The envelope's id: unique per call, the same on every delivery of it (a key for
-    work that must not run twice when a request is taken over)."""
+    call_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    """This call's own unique id (the envelope's): the id to give engines and caches. The
+    same on every delivery of the call, so also the key for work that must not run twice
+    when a request is taken over from a dead worker."""
 
     def remaining_s(self) -> float:
         return self.deadline - time.time()

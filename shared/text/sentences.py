@@ -31,7 +31,8 @@ _STRONG = "。！？｡؟۔।॥‼⁇⁈⁉։።፧။។៕"
 _WEAK = ".!?…\u037e"  # U+037E: Greek question mark
 _CLOSERS = "\"'”’»›)]}」』】〕〉》）〗｣"
 _TERMINATOR = re.compile(f"[{re.escape(_STRONG + _WEAK)}]+[{re.escape(_CLOSERS)}]*")
-_LINE_BREAK = re.compile(r"[ \t]*(?:\r\n|[\n\r\x0b\x0c\x85\u2028\u2029])\s*")
+# Starts only where a run of blanks starts: tried at every blank, it was quadratic.
+_LINE_BREAK = re.compile(r"(?<![ \t])[ \t]*+(?:\r\n|[\n\r\x0b\x0c\x85\u2028\u2029])\s*")
 _BREAK_CHARS = re.compile(r"\r\n|[\n\r\x0b\x0c\x85\u2028]")
 _SEA = "\u0e00-\u0eff\u1780-\u17ff\u19e0-\u19ff"  # Thai, Lao, Khmer (+ symbols)
 _SEA_SPACE = re.compile(f"(?<=[{_SEA}])[ \t\u00a0]+(?=[{_SEA}])")

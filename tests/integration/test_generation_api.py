@@ -9,6 +9,7 @@ questions, valid structured output), and the service's behaviour around it.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import os
 import platform
@@ -37,6 +38,7 @@ from tests.support.generation import (
     TEST_MODEL,
     start_generation_worker,
 )
+from tests.support.prober import probing
 from tests.support.problems import assert_problem
 from tests.support.processes import WorkerProcess, descendants
 from tests.support.retrieval import start_retrieval_worker, wait_worker_ready
@@ -549,6 +551,75 @@ def test_rag_bad_input(http: httpx.Client, kb: str) -> None:
         "/v1/rag/answer", json={"question": "What?", "collection": "nope", "stream": True}
     )
     assert_problem(streamed, 404, "not_found")
+
+
+# ---------------------------------------------------------------------- hostile requests
+def test_shared_request_ids_and_hostile_bodies(stack: Stack, http: httpx.Client) -> None:
+    """Issue 11: a prompt list of any length, 64-bit overflows and a schema nested past the
+    checker's stack are refused naming the field; two requests with one X-Request-ID (and
+    the prompts of one list) no longer share an engine id, so none aborts another. A
+    second client keeps calling /v1/models and /readyz meanwhile."""
+    deep: dict[str, Any] = {"type": "array"}
+    inner = deep
+    for _ in range(300):
+        inner["items"] = {"type": "array"}
+        inner = inner["items"]
+    schema_format = {"type": "json_schema", "json_schema": {"name": "s", "schema": deep}}
+    refused: list[tuple[str, dict[str, Any], str]] = [
+        ("/v1/completions", {"prompt": ["x"] * 10_000, "max_tokens": 1}, "prompt"),
+        ("/v1/completions", {"prompt": "x", "seed": 2**70}, "seed"),
+        ("/v1/completions", {"prompt": "x", "max_tokens": 2**70}, "max_tokens"),
+        ("/v1/chat/completions", {"messages": CAPITAL, "response_format": schema_format},
+         "response_format.json_schema.schema" + ".items" * 32),
+    ]  # fmt: skip
+    shared = {"X-Request-ID": "one-id-for-all"}
+    story = {
+        "model": TEST_MODEL,
+        "messages": [{"role": "user", "content": "Write a very long story about the sea."}],
+        "max_tokens": 120,
+        "temperature": 0,
+    }
+    with probing(stack.gateway.base_url, ["/v1/models", "/readyz"]) as probes:
+        for path, hostile, field in refused:
+            response = http.post(path, json={"model": TEST_MODEL, **hostile})
+            assert_problem(response, 422, "invalid_argument", field)
+        listed = http.post(
+            "/v1/completions",
+            json={"model": TEST_MODEL, "prompt": ["The capital of France is"] * 2,
+                  "max_tokens": 8, "temperature": 0},
+            headers=shared,
+        )  # fmt: skip
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            survivor = pool.submit(_post, stack, "/v1/chat/completions", story, shared)
+            give_up = time.monotonic() + 30
+            while not asyncio.run(engine_stats(stack.redis_url)).unfinished_requests:
+                assert time.monotonic() < give_up, "the first request never reached the engine"
+                time.sleep(0.05)
+            # A second request with the same X-Request-ID, abandoned mid-stream: the worker
+            # aborts its engine request, and only that one.
+            streamed = {**story, "stream": True}
+            with http.stream("POST", "/v1/chat/completions", json=streamed, headers=shared) as r:
+                assert r.status_code == 200
+                events = 0
+                for line in r.iter_lines():
+                    events += line.startswith("data: ")
+                    if events == 3:
+                        break
+            answer = survivor.result(timeout=120)
+    assert listed.status_code == 200, listed.text
+    assert listed.headers["x-request-id"] == "one-id-for-all"
+    choices = listed.json()["choices"]
+    assert [c["finish_reason"] in ("stop", "length") for c in choices] == [True, True]
+    assert choices[0]["text"] == choices[1]["text"]
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["choices"][0]["finish_reason"] in ("stop", "length"), answer.text
+    print(f"second client: {probes.calls} calls, p99 {probes.p99_s() * 1000:.0f} ms")
+    stack.generation.assert_alive()
+
+
+def _post(stack: Stack, path: str, body: dict[str, Any], headers: dict[str, str]) -> httpx.Response:
+    with httpx.Client(base_url=stack.gateway.base_url, timeout=120.0) as client:
+        return client.post(path, json=body, headers=headers)
 
 
 # ---------------------------------------------------------------------- a dead engine (last)

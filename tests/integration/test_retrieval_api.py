@@ -28,7 +28,8 @@ import pytest
 
 from services.launcher.redis_server import RedisServer
 from tests.support.gateway_process import GatewayProcess, start_gateway, wait_ready
-from tests.support.pdf import make_pdf
+from tests.support.pdf import make_pdf, make_shared_content_pdf
+from tests.support.prober import probing
 from tests.support.problems import assert_problem
 from tests.support.processes import WorkerProcess
 from tests.support.redis_db import fresh_db_url
@@ -1279,4 +1280,91 @@ async def test_searches_overtake_a_big_ingest(stack: Stack, mixed: dict[str, Any
         assert ingested.status_code == 200, ingested.text
         assert searched == [False, False, False], "a search waited for the whole ingest"
         assert (await stats(client, name))["chunks"] == len(documents)
+
+
+# ---------------------------------------------------------------------- hostile requests
+# Each was quadratic, unbounded or a 500 before (issue 11). A second client keeps calling
+# an unrelated endpoint of the retrieval service and /readyz meanwhile: no error allowed.
+HOSTILE_MARKDOWN = ("**a " + "*b " + "[c" + "![d](" + "<http:" + "_e ") * 800  # 18,400 chars
+HOSTILE_HTML = "<a " * 3_000 + "</" * 2_000 + "<?" * 2_000  # 60 KB of "<a " took 48 s
+
+
+async def test_hostile_files_are_served_while_others_are(
+    http: httpx.AsyncClient, stack: Stack
+) -> None:
+    name, other = "hostile-files", "hostile-other"
+    await create(http, name)
+    await create(http, other)
+    shared_pdf = make_shared_content_pdf(300, ["The same line of text on every page."] * 20)
+    with probing(stack.gateway.base_url, [f"/v1/collections/{other}", "/readyz"]) as probes:
+        for filename, data, media_type in (
+            ("hostile.md", HOSTILE_MARKDOWN.encode(), "text/markdown"),
+            ("hostile.html", HOSTILE_HTML.encode(), "text/html"),
+        ):
+            response = await http.post(
+                f"/v1/collections/{name}/files",
+                files={"file": (filename, data, media_type)},
+                data={"max_chars": "20000"},  # few chunks: the test is about extraction
+            )
+            assert response.status_code == 200, response.text
+            assert response.json()["chunks"] >= 1
+        # 48 KB of PDF whose 300 pages share one content object: 220,000 characters
+        response = await http.post(
+            f"/v1/collections/{name}/files",
+            files={"file": ("shared.pdf", shared_pdf, "application/pdf")},
+        )
+        body = assert_problem(response, 422, "invalid_argument", "file")
+        assert f"more than {MAX_DOCUMENT_CHARS} characters" in body["detail"]
+    print(f"second client: {probes.calls} calls, p99 {probes.p99_s() * 1000:.0f} ms")
+    stack.worker.assert_alive()
+
+
+def _deep(depth: int) -> dict[str, Any]:
+    value: dict[str, Any] = {}
+    for _ in range(depth - 1):
+        value = {"a": value}
+    return value
+
+
+async def test_hostile_bodies_are_refused_naming_the_field(
+    http: httpx.AsyncClient, stack: Stack
+) -> None:
+    name, other = "hostile-bodies", "hostile-bystander"
+    await create(http, name)
+    await create(http, other)
+    await ingest(http, name, [doc("one", "Bees make honey from nectar.", n=1)])
+    search_path, ingest_path = f"/v1/collections/{name}/search", f"/v1/collections/{name}/documents"
+    documents = [doc("two", "Wasps do not make honey.")]
+    refused: list[tuple[str, dict[str, Any], int, str, str | None]] = [
+        (search_path, {"query": "q", "filter": {"n": {"$in": list(range(5_000))}}}, 422,
+         "invalid_argument", "filter"),
+        (search_path, {"query": "q", "languages": ["de"] * 5_000}, 422, "invalid_argument",
+         "languages"),
+        (search_path, {"query": "q", "filter": {"n": 2**70}}, 422, "invalid_argument",
+         "filter.n"),
+        (search_path, {"query": "q", "filter": {"n": {"$gte": -(2**64)}}}, 422,
+         "invalid_argument", "filter.n.$gte"),
+        (ingest_path, {"documents": [doc("two", "Wasps.", n=2**70)]}, 422, "invalid_argument",
+         "documents[0].metadata.n"),
+        (ingest_path, {"documents": [{**doc("two", "Wasps."), "metadata": _deep(40)}]}, 422,
+         "invalid_argument", None),
+        (ingest_path, {"documents": documents, "chunking": {"max_chars": 100,
+         "overlap_chars": 99}}, 422, "invalid_argument", "chunking.overlap_chars"),
+        (ingest_path, {"documents": documents, "chunking": {"max_chars": 2**70}}, 422,
+         "invalid_argument", "chunking.max_chars"),
+        ("/v1/collections", {"name": "kb\n"}, 422, "invalid_argument", "name"),
+    ]  # fmt: skip
+    with probing(stack.gateway.base_url, [f"/v1/collections/{other}", "/readyz"]) as probes:
+        for path, body, status, code, field in refused:
+            response = await http.post(path, json=body)
+            assert_problem(response, status, code, field)
+        # JSON nested past the decoder's recursion limit: a 400, not a 500
+        too_deep = b'{"query": "q", "filter": ' + b"[" * 5_000 + b"]" * 5_000 + b"}"
+        response = await http.post(
+            search_path, content=too_deep, headers={"content-type": "application/json"}
+        )
+        assert_problem(response, 400, "invalid_json")
+        hits = await search(http, name, "honey", filter={"n": {"$in": list(range(100))}})
+        assert [h["document_id"] for h in hits["hits"]] == ["one"]
+    print(f"second client: {probes.calls} calls, p99 {probes.p99_s() * 1000:.0f} ms")
     stack.worker.assert_alive()

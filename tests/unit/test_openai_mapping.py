@@ -5,13 +5,18 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from services.gateway.controllers.chat import chat_request
+from services.gateway.controllers.chat import chat_request as map_chat
 from services.gateway.openai_schemas import ChatCompletionBody
 from shared.errors import BabelError, ErrorCode
+from shared.messages.generation import GenerateRequest
 
 
 def body(**fields: object) -> ChatCompletionBody:
     return msgspec.convert(fields, ChatCompletionBody)
+
+
+def chat_request(data: ChatCompletionBody) -> GenerateRequest:
+    return map_chat(data, max_json_depth=32)
 
 
 def test_roles_content_parts_and_sampling_map_across() -> None:
@@ -77,3 +82,18 @@ def test_unsupported_options_are_refused_by_the_schema() -> None:
         body(messages=[{"role": "user", "content": "x"}], presence_penalty=0.5)
     with pytest.raises(msgspec.ValidationError):
         body(messages=[{"role": "tool", "content": "x"}])
+
+
+def test_a_json_schema_nested_too_deep_is_refused_before_any_service() -> None:
+    schema: dict[str, object] = {"type": "array"}
+    inner = schema
+    for _ in range(40):
+        inner["items"] = {"type": "array"}
+        inner = inner["items"]  # type: ignore[assignment]
+    fmt = {"type": "json_schema", "json_schema": {"name": "s", "schema": schema}}
+    with pytest.raises(BabelError) as caught:
+        chat_request(body(messages=[{"role": "user", "content": "x"}], response_format=fmt))
+    assert caught.value.code == ErrorCode.INVALID_ARGUMENT
+    assert caught.value.field is not None
+    assert caught.value.field.startswith("response_format.json_schema.schema.items")
+    assert "nested more than 32 levels" in str(caught.value)

@@ -82,7 +82,7 @@ LIBRETRANSLATE_PATHS: Final = frozenset(
 _COMPILED: Final = tuple(
     (
         None if methods == ANY else frozenset(methods.split(",")),
-        re.compile("^" + pattern.replace("{}", _SEGMENT) + "/?$"),
+        re.compile(pattern.replace("{}", _SEGMENT) + "/?"),  # matched in full
         scope,
     )
     for methods, pattern, scope in RULES
@@ -99,7 +99,7 @@ def required_scope(method: str, path: str) -> str | None:
         return OPEN
     probe = "GET" if method == "HEAD" else method
     for methods, pattern, scope in _COMPILED:
-        if (methods is None or probe in methods) and pattern.match(path):
+        if (methods is None or probe in methods) and pattern.fullmatch(path):
             return scope
     return DEFAULT_SCOPE
 

@@ -16,6 +16,7 @@ from typing import Any
 import msgspec
 from litestar import Controller, get, post
 
+from services.gateway.bounds import check_prompts
 from services.gateway.caller import ServiceCaller
 from services.gateway.openai_schemas import (
     AssistantMessage,
@@ -34,6 +35,7 @@ from services.gateway.openai_schemas import (
 from services.gateway.settings import GatewaySettings
 from services.gateway.sse import EventStream, sse_data, sse_done, sse_error
 from shared.errors import BabelError, ErrorCode
+from shared.json_shape import check_json
 from shared.messages.generation import (
     GENERATE,
     GENERATE_STREAM,
@@ -82,7 +84,7 @@ def _content(message: ChatMessageBody) -> str:
     return "".join(part.text for part in message.content)
 
 
-def _json_schema(body: ChatCompletionBody) -> dict[str, Any] | None:
+def _json_schema(body: ChatCompletionBody, max_depth: int) -> dict[str, Any] | None:
     fmt = body.response_format
     if fmt is None or fmt.type == "text":
         return None
@@ -94,10 +96,11 @@ def _json_schema(body: ChatCompletionBody) -> dict[str, Any] | None:
             "response_format of type json_schema needs json_schema.schema",
             field="response_format.json_schema",
         )
+    check_json(fmt.json_schema.schema, "response_format.json_schema.schema", max_depth)
     return fmt.json_schema.schema
 
 
-def chat_request(body: ChatCompletionBody) -> GenerateRequest:
+def chat_request(body: ChatCompletionBody, max_json_depth: int) -> GenerateRequest:
     if not body.messages:
         raise BabelError(
             ErrorCode.INVALID_ARGUMENT, "messages must hold at least one message", field="messages"
@@ -109,7 +112,9 @@ def chat_request(body: ChatCompletionBody) -> GenerateRequest:
     return GenerateRequest(
         model=body.model,
         messages=messages,
-        sampling=_sampling(body, body.max_completion_tokens or body.max_tokens, _json_schema(body)),
+        sampling=_sampling(
+            body, body.max_completion_tokens or body.max_tokens, _json_schema(body, max_json_depth)
+        ),
     )
 
 
@@ -133,7 +138,7 @@ class ChatController(Controller):
     async def chat(
         self, data: ChatCompletionBody, caller: ServiceCaller, settings: GatewaySettings
     ) -> ChatCompletion | EventStream:
-        request = chat_request(data)
+        request = chat_request(data, settings.max_json_depth)
         completion_id = f"chatcmpl-{uuid.uuid4().hex}"
         created = int(time.time())
         if data.stream:
@@ -186,6 +191,7 @@ class ChatController(Controller):
         prompts = [data.prompt] if isinstance(data.prompt, str) else data.prompt
         if not prompts or any(not p for p in prompts):
             raise BabelError(ErrorCode.INVALID_ARGUMENT, "prompt must not be empty", field="prompt")
+        check_prompts(prompts, settings)
         sampling = _sampling(data, data.max_tokens if data.max_tokens is not None else 16, None)
         completion_id = f"cmpl-{uuid.uuid4().hex}"
         created = int(time.time())

@@ -11,6 +11,7 @@ from litestar.datastructures import UploadFile
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, Parameter
 
+from services.gateway.bounds import check_chunking, check_metadata, check_scope
 from services.gateway.caller import ServiceCaller
 from services.gateway.retrieval_schemas import (
     CreateCollectionBody,
@@ -64,8 +65,9 @@ class FileUploadForm:
     overlap_chars: int | None = None
 
 
-def _check_documents(body: IngestBody) -> None:
+def _check_documents(body: IngestBody, settings: GatewaySettings) -> None:
     """Refuse the whole request before any batch is stored (nothing half-way)."""
+    check_chunking(body.chunking.max_chars, body.chunking.overlap_chars, settings)
     if not body.documents:
         raise BabelError(ErrorCode.INVALID_ARGUMENT, "no documents", field="documents")
     seen: set[str] = set()
@@ -77,6 +79,7 @@ def _check_documents(body: IngestBody) -> None:
                 ErrorCode.INVALID_ARGUMENT, "duplicate id in request", field=f"documents[{i}].id"
             )
         seen.add(document.id)
+        check_metadata(document.metadata, f"documents[{i}].metadata", settings)
         if not document.text.strip():
             raise BabelError(
                 ErrorCode.INVALID_ARGUMENT, "text is empty", field=f"documents[{i}].text"
@@ -111,7 +114,7 @@ class CollectionsController(Controller):
     ) -> IngestReply:
         """One request, one RPC: the service checks every document before it stores any,
         embeds in batches, and commits the whole request in one transaction."""
-        _check_documents(data)
+        _check_documents(data, settings)
         request = IngestRequest(
             collection=name, documents=tuple(data.documents), chunking=data.chunking
         )
@@ -138,6 +141,8 @@ class CollectionsController(Controller):
                     ErrorCode.INVALID_ARGUMENT, "metadata must be a JSON object", field="metadata"
                 )
             metadata = decoded
+        check_metadata(metadata, "metadata", settings)
+        check_chunking(data.max_chars, data.overlap_chars, settings)
         document_id = data.id or data.file.filename
         if not document_id:
             raise BabelError(ErrorCode.INVALID_ARGUMENT, "give an id or a file name", field="id")
@@ -199,7 +204,10 @@ class CollectionsController(Controller):
         )
 
     @post("/{name:str}/search", status_code=200, summary="Dense, BM25 or hybrid search")
-    async def search(self, name: str, data: SearchBody, caller: ServiceCaller) -> SearchReply:
+    async def search(
+        self, name: str, data: SearchBody, caller: ServiceCaller, settings: GatewaySettings
+    ) -> SearchReply:
+        check_scope(data.filter, data.languages, settings)
         request = SearchRequest(
             collection=name,
             query=data.query,

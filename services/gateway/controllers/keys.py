@@ -23,11 +23,15 @@ from shared.access.records import (
 )
 from shared.access.store import KeyStore
 
+KEY_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$(?!\n)"
+"""msgspec searches with Python's ``re``, where ``$`` also matches before a trailing
+newline: ``(?!\n)`` refuses it (and means nothing in the ECMA dialect of OpenAPI)."""
+
 Limit = Annotated[int, msgspec.Meta(ge=0, le=1_000_000_000)]
 
 
 class CreateKeyBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    name: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+    name: Annotated[str, msgspec.Meta(pattern=KEY_NAME)]
     scopes: Annotated[list[str], msgspec.Meta(min_length=1)]
     """Any of search, ingest, generate, translate, analyze, classifiers, batch, admin; or all."""
     rpm: Limit = DEFAULT_RPM

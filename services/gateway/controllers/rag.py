@@ -13,7 +13,9 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, post
 
+from services.gateway.bounds import check_scope
 from services.gateway.caller import ServiceCaller
+from services.gateway.openai_schemas import MAX_TOKENS
 from services.gateway.retrieval_schemas import Body
 from services.gateway.settings import GatewaySettings
 from services.gateway.sse import EventStream, sse_data, sse_done, sse_error
@@ -36,7 +38,7 @@ class RagBody(Body, frozen=True):
     filter: Metadata | None = None
     languages: list[str] = []
     model: str | None = None
-    max_tokens: Annotated[int, msgspec.Meta(ge=1)] = 256
+    max_tokens: Annotated[int, msgspec.Meta(ge=1, le=MAX_TOKENS)] = 256
     temperature: Annotated[float, msgspec.Meta(ge=0, le=2)] = 0.0
     stream: bool = False
 
@@ -105,6 +107,7 @@ class RagController(Controller):
     async def answer(
         self, data: RagBody, caller: ServiceCaller, settings: GatewaySettings
     ) -> RagAnswer | EventStream:
+        check_scope(data.filter, data.languages, settings)
         request = _request(data)
         if data.stream:
             chunks = caller.stream(RAG_STREAM, request, timeout_s=settings.generation_timeout_s)

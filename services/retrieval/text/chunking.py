@@ -14,18 +14,25 @@ from shared.errors import BabelError, ErrorCode
 from shared.text.sentences import Span, sentence_spans
 
 
+class TooManyChunks(Exception):
+    """The text makes more chunks than the caller allows."""
+
+
 class Chunk(msgspec.Struct, frozen=True):
     text: str
     start: int
     end: int
 
 
-def chunk_text(text: str, max_chars: int, overlap_chars: int = 0) -> list[Chunk]:
+def chunk_text(
+    text: str, max_chars: int, overlap_chars: int = 0, max_chunks: int | None = None
+) -> list[Chunk]:
     """Chunks of ``text`` in order; empty for blank text.
 
     Sentences are packed greedily while the chunk stays within ``max_chars``. The next chunk
     starts with the previous chunk's trailing sentences that fit in ``overlap_chars`` (and
     leave room for at least one new sentence), so every chunk brings new text.
+    More than ``max_chunks`` chunks raise ``TooManyChunks`` as soon as the count passes it.
     """
     _validate(max_chars, overlap_chars)
     sentences = sentence_spans(text, max_chars=max_chars)
@@ -34,6 +41,8 @@ def chunk_text(text: str, max_chars: int, overlap_chars: int = 0) -> list[Chunk]
     for sentence in sentences:
         if current and sentence[1] - current[0][0] > max_chars:
             chunks.append(_chunk(text, current))
+            if max_chunks is not None and len(chunks) >= max_chunks:
+                raise TooManyChunks(max_chunks)
             current = _overlap(current, sentence, max_chars, overlap_chars)
         current.append(sentence)
     if current:

@@ -70,7 +70,8 @@ class ClassifierHandlers:
         try:
             started = time.perf_counter()
             labels = [count.label for count in counts]
-            targets = [labels.index(example.label) for example in request.examples]
+            index = {label: i for i, label in enumerate(labels)}  # not list.index per example
+            targets = [index[example.label] for example in request.examples]
             vectors = await self._embed([example.text for example in request.examples], "bulk")
             head, validation = await asyncio.to_thread(
                 fit_classifier, vectors, targets, labels, self._settings

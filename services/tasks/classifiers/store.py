@@ -20,7 +20,7 @@ from shared.atomic import create_atomic
 from shared.errors import BabelError, ErrorCode
 from shared.messages.classifiers import ClassifierInfo
 
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 SUFFIX = ".msgpack"
 
 
@@ -39,7 +39,7 @@ class _Loaded:
 
 
 def check_name(name: str) -> None:
-    if not NAME.match(name):
+    if not NAME.fullmatch(name):
         raise BabelError(
             ErrorCode.INVALID_ARGUMENT,
             "a classifier name is 1-64 letters, digits, '-' or '_', starting with a letter "
@@ -99,7 +99,7 @@ class ClassifierStore:
         infos = []
         for path in sorted(self._folder.glob(f"*{SUFFIX}")):
             name = path.name.removesuffix(SUFFIX)
-            if not NAME.match(name):
+            if not NAME.fullmatch(name):
                 continue
             try:
                 infos.append(self.get(name)[0])

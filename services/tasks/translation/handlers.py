@@ -173,13 +173,15 @@ class TranslationHandlers:
         self, jobs: Sequence[_Job], target: str, alternatives: int, deadline: float
     ) -> dict[tuple[str, str], tuple[str, ...]]:
         """Every distinct sentence once, one backend call per source language."""
-        by_source: dict[str, list[str]] = {}
+        by_source: dict[str, dict[str, None]] = {}  # an ordered set: O(1) membership
         for job in jobs:
-            wanted = by_source.setdefault(job.source, [])
-            wanted.extend(s for s in _sentences(job) if s not in wanted)
+            wanted = by_source.setdefault(job.source, {})
+            for sentence in _sentences(job):
+                wanted.setdefault(sentence)
         done: dict[tuple[str, str], tuple[str, ...]] = {}
         calls = []
-        for source, sentences in by_source.items():
+        for source, distinct in by_source.items():
+            sentences = list(distinct)
             if source == target:
                 done.update({(source, s): (s,) for s in sentences})
                 continue

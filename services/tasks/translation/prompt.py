@@ -24,7 +24,8 @@ _PREAMBLE = re.compile(
     re.IGNORECASE,
 )
 _QUOTES = {'"': '"', "“": "”", "„": "“", "«": "»", "「": "」", "『": "』", "'": "'"}
-_REPEAT = re.compile(r"(.{3,}?)(?:\s*\1){2,}\s*$", re.DOTALL)
+MIN_REPEAT = 3
+"""A repeated tail's unit has at least this many characters and appears three times."""
 
 
 def build_messages(text: str, source: str, target: str) -> tuple[ChatMessage, ...]:
@@ -51,7 +52,41 @@ def clean_translation(output: str, source_text: str, *, truncated: bool = False)
     text = (_PREAMBLE.sub("", first, count=1) if _PREAMBLE.match(first) else first).strip()
     text = text or first
     text = _unquote(text, source_text)
-    return _REPEAT.sub(r"\1", text).strip() if truncated else text
+    return cut_repeated_tail(text) if truncated else text
+
+
+def cut_repeated_tail(text: str) -> str:
+    """``text`` whose end is one unit (of at least ``MIN_REPEAT`` characters) repeated
+    three or more times, words apart or not, cut to the first copy; in linear time (a
+    backtracking pattern for this was cubic on a looping answer)."""
+    words = " ".join(text.split())
+    best: tuple[int, int, str] | None = None  # (start of the repeats, unit length, string)
+    for candidate in (words, words + " "):  # units with or without a space between copies
+        n = len(candidate)
+        period = _z_function(candidate[::-1])  # period[L] + L: the tail periodic with L
+        for unit in range(MIN_REPEAT, n // 3 + 1):
+            copies = (period[unit] + unit) // unit
+            if copies >= 3 and (best is None or n - copies * unit < best[0]):
+                best = (n - copies * unit, unit, candidate)
+    if best is None:
+        return text
+    start, unit, candidate = best
+    return (candidate[:start] + candidate[start : start + unit]).strip()
+
+
+def _z_function(s: str) -> list[int]:
+    """``z[i]``: the length of the longest common prefix of ``s`` and ``s[i:]``."""
+    n = len(s)
+    z = [0] * n
+    left = right = 0
+    for i in range(1, n):
+        if i < right:
+            z[i] = min(right - i, z[i - left])
+        while i + z[i] < n and s[z[i]] == s[i + z[i]]:
+            z[i] += 1
+        if i + z[i] > right:
+            left, right = i, i + z[i]
+    return z
 
 
 def _unquote(text: str, source_text: str) -> str:
