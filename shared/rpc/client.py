@@ -22,6 +22,7 @@ from shared.messages.envelope import (
     encode,
     reply_decoder,
 )
+from shared.rpc.handlers import serving_context
 from shared.rpc.keys import Keys
 
 _decoders: dict[type[Any], msgspec.msgpack.Decoder[Any]] = {}
@@ -68,6 +69,10 @@ class RpcClient:
         now = time.time()
         if deadline is None:
             deadline = now + (timeout_s if timeout_s is not None else self._default_timeout_s)
+        caller = serving_context()
+        if caller is not None:  # a nested call: never outlive the caller, carry its trace
+            deadline = min(deadline, caller.deadline)
+            trace = trace or caller.trace
         wait_s = max(deadline - now, 0.0) + REPLY_GRACE_S
         reply_to = (
             self._keys.reply_stream(request_id) if streaming else self._keys.reply(request_id)

@@ -29,7 +29,7 @@ from shared.messages.envelope import (
     envelope_decoder,
 )
 from shared.rpc.client import decode_payload
-from shared.rpc.handlers import HandlerRegistry, RequestContext, Route
+from shared.rpc.handlers import HandlerRegistry, RequestContext, Route, serving
 from shared.rpc.replies import ReplyWriter
 from shared.settings import WorkerSettings
 from shared.telemetry import bound_context, get_logger
@@ -149,13 +149,15 @@ class Dispatcher:
             worker=self._worker,
             deliveries=deliveries,
             call_id=envelope.id,
+            trace=envelope.trace,
         )
-        if route.stream is not None:
-            if deliveries > 1 and await self._ended_interrupted(entry_id, envelope):
-                return
-            await self._serve_stream(entry_id, envelope, route, request, context)
-        else:
-            await self._serve_unary(entry_id, envelope, route, request, context)
+        with serving(context):
+            if route.stream is not None:
+                if deliveries > 1 and await self._ended_interrupted(entry_id, envelope):
+                    return
+                await self._serve_stream(entry_id, envelope, route, request, context)
+            else:
+                await self._serve_unary(entry_id, envelope, route, request, context)
         self.counters.processed += 1
 
     async def _ended_interrupted(self, entry_id: bytes, envelope: Envelope) -> bool:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
 from shared.messages.base import Message, Method, Req, Resp
+from shared.messages.envelope import TraceContext
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,8 +29,30 @@ class RequestContext:
     same on every delivery of the call, so also the key for work that must not run twice
     when a request is taken over from a dead worker."""
 
+    trace: TraceContext | None = None
+    """The caller's trace: calls this handler makes to other services carry it on."""
+
     def remaining_s(self) -> float:
         return self.deadline - time.time()
+
+
+_serving: ContextVar[RequestContext | None] = ContextVar("babel_serving", default=None)
+
+
+def serving_context() -> RequestContext | None:
+    """The request the current task serves, if it runs inside a handler."""
+    return _serving.get()
+
+
+@contextmanager
+def serving(context: RequestContext) -> Iterator[None]:
+    """Mark the current task as serving ``context``: calls the handler makes to other
+    services (:class:`~shared.rpc.client.RpcClient`) inherit its deadline and trace."""
+    token = _serving.set(context)
+    try:
+        yield
+    finally:
+        _serving.reset(token)
 
 
 UnaryHandler = Callable[[Any, RequestContext], Awaitable[Message]]
