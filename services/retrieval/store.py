@@ -22,6 +22,7 @@ import numpy as np
 
 from services.retrieval.filters import SqlFilter, json_type
 from shared.errors import BabelError, ErrorCode
+from shared.rpc.handlers import serving_context
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS collections (
@@ -157,6 +158,15 @@ class DocStore:
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
+            caller = serving_context()  # set by the RPC dispatcher, carried into threads
+            if caller is not None and caller.remaining_s() <= 0:
+                self._db.execute("ROLLBACK")  # the client has its 504: store nothing
+                raise BabelError(
+                    ErrorCode.DEADLINE_EXCEEDED,
+                    "the request's deadline passed before its change was stored; nothing was "
+                    "changed",
+                    retryable=True,
+                )
             self._db.execute("COMMIT")
 
     # ------------------------------------------------------------------ collections

@@ -86,6 +86,12 @@ class ClassifierHandlers:
                 created_at=datetime.now(UTC).isoformat(timespec="seconds"),
                 train_seconds=round(time.perf_counter() - started, 3),
             )
+            if context.remaining_s() <= 0:  # the client has its 504: keep nothing
+                raise BabelError(
+                    ErrorCode.DEADLINE_EXCEEDED,
+                    f"training {request.name!r} outlasted the request's deadline; not stored",
+                    retryable=True,
+                )
             await asyncio.to_thread(self._store.create, info, head, context.call_id)
             return info
         finally:
