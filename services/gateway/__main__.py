@@ -6,6 +6,7 @@ import os
 
 import uvicorn
 
+from services.batch.settings import BatchSettings
 from services.gateway.app import create_asgi
 from services.gateway.settings import GatewaySettings
 from shared.settings import LogSettings, RedisSettings, load_settings
@@ -15,7 +16,9 @@ from shared.telemetry import configure_logging
 def main() -> None:
     settings = load_settings(GatewaySettings, os.environ)
     configure_logging(load_settings(LogSettings, os.environ), service="gateway")
-    app = create_asgi(settings, RedisSettings.from_env(os.environ))
+    app = create_asgi(
+        settings, RedisSettings.from_env(os.environ), load_settings(BatchSettings, os.environ)
+    )
     uvicorn.run(
         app,
         host=settings.host,

@@ -12,12 +12,17 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 
+from services.batch.settings import BatchSettings
+from services.batch.wiring import build_batch
 from services.gateway import __version__
+from services.gateway.batch_metrics import BatchMetrics
 from services.gateway.caller import ServiceCaller
+from services.gateway.controllers.batches import BatchesController
 from services.gateway.controllers.chat import ChatController
 from services.gateway.controllers.classifiers import ClassifiersController
 from services.gateway.controllers.collections import CollectionsController
 from services.gateway.controllers.embeddings import EmbeddingsController
+from services.gateway.controllers.files import FilesController
 from services.gateway.controllers.health import HealthController
 from services.gateway.controllers.languages import LanguageController
 from services.gateway.controllers.libretranslate import LibreTranslateController
@@ -43,23 +48,33 @@ def _constant(value: Any) -> Provide:
     return Provide(provide, use_cache=True, sync_to_thread=False)
 
 
-def create_app(gateway: GatewaySettings, redis_settings: RedisSettings) -> Litestar:
+def create_app(
+    gateway: GatewaySettings,
+    redis_settings: RedisSettings,
+    batch_settings: BatchSettings | None = None,
+) -> Litestar:
     keys = Keys(redis_settings.key_prefix)
     redis = connect(redis_settings)
     metrics = GatewayMetrics()
     monitor = ServiceMonitor(redis, keys, gateway, metrics)
     caller = ServiceCaller(RpcClient(redis, keys), monitor, gateway)
+    batch = build_batch(batch_settings or BatchSettings(), redis_settings)
+    batch_metrics = BatchMetrics(metrics.registry, batch.settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         await monitor.refresh()
         watcher = asyncio.create_task(monitor.run(), name="service-monitor")
+        batch_watcher = asyncio.create_task(
+            batch_metrics.run(redis, batch.progress), name="batch-metrics"
+        )
         try:
             yield
         finally:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
+            for task in (watcher, batch_watcher):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await redis.aclose()
 
     dependencies: dict[str, Provide] = {
@@ -67,6 +82,7 @@ def create_app(gateway: GatewaySettings, redis_settings: RedisSettings) -> Lites
         "metrics": _constant(metrics),
         "monitor": _constant(monitor),
         "caller": _constant(caller),
+        "batches": _constant(batch.service),
     }
     app = Litestar(
         route_handlers=[
@@ -81,6 +97,8 @@ def create_app(gateway: GatewaySettings, redis_settings: RedisSettings) -> Lites
             SentimentController,
             ClassifiersController,
             RagController,
+            FilesController,
+            BatchesController,
         ],
         dependencies=dependencies,
         exception_handlers=exception_handlers(),
@@ -99,8 +117,12 @@ def create_app(gateway: GatewaySettings, redis_settings: RedisSettings) -> Lites
     return app
 
 
-def create_asgi(gateway: GatewaySettings, redis_settings: RedisSettings) -> Callable[..., Any]:
+def create_asgi(
+    gateway: GatewaySettings,
+    redis_settings: RedisSettings,
+    batch_settings: BatchSettings | None = None,
+) -> Callable[..., Any]:
     """The app as served: Litestar wrapped in request-id/metrics observation."""
-    app = create_app(gateway, redis_settings)
+    app = create_app(gateway, redis_settings, batch_settings)
     limited = BodyLimit(app, gateway.max_body_bytes, gateway.max_upload_bytes)
     return RequestObserver(limited, app.state.metrics)

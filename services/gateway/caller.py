@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Protocol
 
 from services.gateway.monitor import ServiceMonitor
 from services.gateway.observability import current_request_id
@@ -11,6 +12,15 @@ from shared.errors import BabelError, ErrorCode
 from shared.messages.base import Method, Req, Resp
 from shared.messages.envelope import TraceContext
 from shared.rpc.client import RpcClient
+
+
+class Caller(Protocol):
+    """What an endpoint's work needs to call a service: the gateway's :class:`ServiceCaller`,
+    or a batch job's caller (``services.batch.caller``)."""
+
+    async def call(
+        self, method: Method[Req, Resp], request: Req, *, timeout_s: float | None = None
+    ) -> Resp: ...
 
 
 class ServiceCaller:
