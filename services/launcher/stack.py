@@ -128,11 +128,15 @@ def start_stack(
             "BABEL_RETRIEVAL_DATA_DIR": environ.get(
                 "BABEL_RETRIEVAL_DATA_DIR", str(config.state_dir / "data" / "retrieval")
             ),
+            "BABEL_BATCH_DIR": environ.get("BABEL_BATCH_DIR", str(config.state_dir / "batch")),
         }
         for name in config.services:
             child = spawn(name, [sys.executable, "-m", SERVICE_MODULES[name]], env, logs)
             stack.children.append(child)
             say(f"{name:<10} pid {child.pid}, log {child.log_path}")
+        batch = spawn("batch", [sys.executable, "-m", "services.batch"], env, logs)
+        stack.children.append(batch)  # the Celery worker of batch jobs (loads no model)
+        say(f"{'batch':<10} pid {batch.pid}, log {batch.log_path}")
         gateway = spawn("gateway", [sys.executable, "-m", "services.gateway"], env, logs)
         stack.children.append(gateway)
         say(f"{'gateway':<10} pid {gateway.pid}, log {gateway.log_path}")
