@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from services.launcher.batch_cli import batch_app
 from services.launcher.models_cli import models_app
 from services.launcher.progress import TerminalProgress
 from services.launcher.stack import (
@@ -26,6 +27,7 @@ from shared.errors import BabelError
 app = typer.Typer(help="BabelStack: multilingual NLP behind one REST API.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 app.add_typer(train_app, name="train")
+app.add_typer(batch_app, name="batch")
 register_work_commands(app)  # ingest, search, ask, translate, sentiment
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +25,7 @@ from services.launcher.redis_server import RedisServer
 from tests.support.batch import jsonl, read_lines, request_line, start_batch_worker, wait_batch
 from tests.support.gateway_process import GatewayProcess, start_gateway, wait_ready
 from tests.support.problems import assert_problem
-from tests.support.processes import WorkerProcess, start_worker
+from tests.support.processes import REPO_ROOT, WorkerProcess, start_worker, worker_env
 from tests.support.redis_db import fresh_db_url
 from tests.support.retrieval import wait_worker_ready
 
@@ -205,6 +207,41 @@ def test_idempotency_key_returns_the_same_file_and_batch(stack: Stack) -> None:
         wait_batch(http, one.id, watch=[stack.batch])
         ids = [b["id"] for b in http.get("/v1/batches", params={"limit": 100}).json()["data"]]
     assert ids.count(one.id) == 1
+
+
+def _cli(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "services.launcher.cli", "batch", *args],
+        cwd=REPO_ROOT,
+        env=worker_env(stack.url, {"BABEL_URL": stack.gateway.base_url}),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_cli_submits_waits_for_and_reads_a_batch(stack: Stack, tmp_path: Path) -> None:
+    path = tmp_path / "lines.jsonl"
+    path.write_bytes(jsonl(_detect_lines(5, prefix="cli")))
+    submitted = _cli(stack, "submit", str(path), "--endpoint", "/v1/detect", "--wait", "--json")
+    assert submitted.returncode == 0, submitted.stderr
+    batch = json.loads(submitted.stdout)
+    assert batch["status"] == "completed"
+    assert batch["request_counts"] == {"total": 5, "completed": 5, "failed": 0}
+    results = _cli(stack, "results", batch["id"])
+    assert results.returncode == 0, results.stderr
+    lines = [json.loads(line) for line in results.stdout.splitlines()]
+    assert [line["custom_id"] for line in lines] == [f"cli-{i}" for i in range(5)]
+    status = _cli(stack, "status", batch["id"])
+    assert status.returncode == 0, status.stderr
+    assert f"batch      {batch['id']}  completed" in status.stdout
+    assert "5 completed, 0 failed, 5 in all" in status.stdout
+    cancelled = _cli(stack, "cancel", batch["id"], "--json")
+    assert json.loads(cancelled.stdout)["status"] == "completed"  # finished: unchanged
+    missing = _cli(stack, "status", "batch_nope")
+    assert missing.returncode == 1
+    assert missing.stderr.startswith("error: 404 not_found")
 
 
 # ---------------------------------------------------------------------- bad input
