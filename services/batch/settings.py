@@ -12,8 +12,9 @@ class BatchSettings(BaseSettings, frozen=True, kw_only=True):
     dir: str = ".babelstack/batch"
     """The store: uploaded files, batch records, chunk results. One folder every gateway and
     Celery worker sees (a shared volume in compose/Kubernetes)."""
-    max_file_bytes: int = 100 * 1_048_576
-    """Largest uploaded batch file (413 above)."""
+    max_file_bytes: int = 25 * 1_048_576
+    """Largest uploaded batch file (413 above); the gateway's upload limit
+    (``BABEL_GATEWAY_MAX_UPLOAD_BYTES``) applies too."""
     max_file_lines: int = 50_000
     """Most lines (requests) in one batch file (413 above)."""
     chunk_lines: int = 64

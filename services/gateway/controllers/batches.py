@@ -43,7 +43,7 @@ class BatchesController(Controller):
             idempotency_key,
         )
 
-    @get("/", summary="List batches, newest first")
+    @get("/", summary="List batches, newest first", responses=problems(422))
     async def list_all(
         self,
         batches: BatchService,
@@ -62,7 +62,7 @@ class BatchesController(Controller):
         "/{batch_id:str}/cancel",
         status_code=200,
         summary="Cancel a batch (a finished one is answered unchanged)",
-        responses=problems(404),
+        responses=problems(404, 503),
     )
     async def cancel(self, batch_id: str, batches: BatchService) -> BatchObject:
         return await asyncio.to_thread(batches.cancel, batch_id)
