@@ -35,6 +35,7 @@ from services.batch.settings import BatchSettings
 from services.batch.store import BatchStore
 from services.batch.validation import validate_lines
 from services.gateway.settings import GatewaySettings
+from shared.errors import BabelError
 from shared.rpc.connection import connect
 from shared.rpc.keys import Keys
 from shared.settings import RedisSettings
@@ -90,8 +91,8 @@ class BatchJobs:
             self._set(batch_id, status="cancelled", cancelled_at=now)
             return
         try:
-            content = self._store.file_content(batch.input_file_id)
-        except FileNotFoundError:
+            content: bytes | None = self._store.file_content(batch.input_file_id)
+        except (BabelError, FileNotFoundError):  # deleted before the batch ran
             content = None
         endpoint, _ = endpoint_of(batch.endpoint)
         if content is None:

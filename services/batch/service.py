@@ -210,8 +210,8 @@ class BatchService:
             )
 
         batch = self._store.get_batch(batch_id)
-        if batch.status in FINAL_STATUSES:
-            return batch
+        if batch.status in FINAL_STATUSES or batch.status == "finalizing":
+            return self.get_batch(batch_id)  # finished (or all but): unchanged
         self._store.mark_cancelled(batch_id)
         batch = self._store.update_batch(batch_id, change)
         self._progress.set_status(batch_id, batch.status)
