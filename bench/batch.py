@@ -67,7 +67,8 @@ def stack(services: tuple[str, ...], env: dict[str, str], timeout_s: float) -> I
     )
     environ = {k: v for k, v in os.environ.items() if not k.startswith("BABEL_")}
     environ.pop("REDIS_URL", None)
-    environ.update({"BABEL_LOG_LEVEL": "WARNING", **env})
+    # A loaded host may take long over a request: the direct calls must not time out.
+    environ.update({"BABEL_LOG_LEVEL": "WARNING", "BABEL_GATEWAY_REQUEST_TIMEOUT_S": "600", **env})
     running = launcher.start_stack(config, environ, print)
     ok = False
     try:

@@ -19,15 +19,15 @@ line_request_id: contextvars.ContextVar[str] = contextvars.ContextVar("line_requ
 """The request id of the batch line being run (its output line's ``response.request_id``)."""
 
 _READY_TTL_S = 1.0
-DEFAULT_TIMEOUT_S = 30.0
 
 
 class BatchCaller:
     """Satisfies the gateway's ``Caller``: a line's body runs through the endpoint's own code."""
 
-    def __init__(self, redis: aioredis.Redis, keys: Keys) -> None:
+    def __init__(self, redis: aioredis.Redis, keys: Keys, default_timeout_s: float) -> None:
         self._redis = redis
         self._keys = keys
+        self._default_timeout_s = default_timeout_s
         self._rpc = RpcClient(redis, keys)
         self._ready: dict[str, tuple[float, bool]] = {}
 
@@ -53,6 +53,6 @@ class BatchCaller:
         return await self._rpc.call(
             method,
             request,
-            timeout_s=timeout_s or DEFAULT_TIMEOUT_S,
+            timeout_s=timeout_s or self._default_timeout_s,
             trace=TraceContext(request_id=line_request_id.get()),
         )

@@ -186,7 +186,11 @@ class BatchJobs:
             run = ChunkRun(
                 endpoint=endpoint,
                 params=params,
-                caller=BatchCaller(redis, Keys(self._redis_settings.key_prefix)),
+                caller=BatchCaller(
+                    redis,
+                    Keys(self._redis_settings.key_prefix),
+                    default_timeout_s=self._gateway.request_timeout_s,
+                ),
                 settings=self._settings,
                 gateway=self._gateway,
                 expires_at=batch.expires_at,
