@@ -190,6 +190,7 @@ class BatchJobs:
                     redis,
                     Keys(self._redis_settings.key_prefix),
                     default_timeout_s=self._gateway.request_timeout_s,
+                    queue_limit=self._settings.queue_limit,
                 ),
                 settings=self._settings,
                 gateway=self._gateway,

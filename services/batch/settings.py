@@ -23,6 +23,11 @@ class BatchSettings(BaseSettings, frozen=True, kw_only=True):
     """Lines of one chunk in flight at once (tasks, retrieval)."""
     generation_line_concurrency: int = 64
     """Lines of one chunk in flight at once for chat/completions (fills the engine's batch)."""
+    service_queue_limit: int = 4
+    """A batch sends a request to a service only while its request stream holds fewer
+    entries (anyone's, waiting or in flight): interactive requests wait behind at most these."""
+    generation_queue_limit: int = 64
+    """The same for the generation service (its engine batches what is in flight)."""
     line_max_attempts: int = 8
     """Tries of one line on retryable service errors (unavailable, overloaded) before it is
     an error line."""
@@ -46,3 +51,8 @@ class BatchSettings(BaseSettings, frozen=True, kw_only=True):
     """On SIGTERM, running chunks get this long to finish before they are left for redelivery."""
     metrics_interval_s: float = 2.0
     """How often the gateway reads batch counts for /metrics."""
+
+    def queue_limit(self, service: str) -> int:
+        if service == "generation":
+            return self.generation_queue_limit
+        return self.service_queue_limit
