@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 import msgspec
 
@@ -26,6 +28,7 @@ from services.batch.settings import BatchSettings
 from services.batch.store import BatchStore, new_id
 from shared.errors import BabelError, ErrorCode
 
+T = TypeVar("T")
 _WINDOW = re.compile(r"^(\d+)([smhd])$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
 _KEY_WAIT_S = 5.0
@@ -70,11 +73,12 @@ class BatchService:
         owner = self._store.claim_key(scope, key, new)
         return None if owner == new else owner
 
-    def _wait_for(self, read: object, object_id: str) -> object:
+    def _wait_for(self, read: Callable[[str], T], object_id: str) -> T:
+        """The object an earlier call with the same key creates (it may still be writing)."""
         give_up = time.monotonic() + _KEY_WAIT_S
         while True:
             try:
-                return read(object_id)  # type: ignore[operator]
+                return read(object_id)
             except BabelError:
                 if time.monotonic() > give_up:
                     raise
@@ -105,8 +109,7 @@ class BatchService:
             )
         file_id = new_id("file-")
         if (earlier := self._claimed("file", key, file_id)) is not None:
-            found: FileObject = self._wait_for(self._store.get_file, earlier)  # type: ignore[assignment]
-            return found
+            return self._wait_for(self._store.get_file, earlier)
         file = FileObject(
             id=file_id,
             bytes=len(content),
@@ -149,8 +152,7 @@ class BatchService:
             )
         batch_id = new_id("batch_")
         if (earlier := self._claimed("batch", key, batch_id)) is not None:
-            found: BatchObject = self._wait_for(self._store.get_batch, earlier)  # type: ignore[assignment]
-            return found
+            return self._wait_for(self._store.get_batch, earlier)
         now = int(time.time())
         batch = BatchObject(
             id=batch_id,
