@@ -200,6 +200,7 @@ def chat_phase(args: argparse.Namespace) -> None:
         "BABEL_BATCH_CHUNK_LINES": str(args.prompts),
         "BABEL_WORKER_CONCURRENCY": str(max(64, args.prompts)),
         "BABEL_BATCH_GENERATION_LINE_CONCURRENCY": str(args.prompts),
+        "BABEL_BATCH_GENERATION_QUEUE_LIMIT": str(args.prompts),  # no other traffic here
     }
     with stack(("generation",), env, args.ready_timeout_s) as base:
         run_batch(base, "/v1/chat/completions", bodies[:2])  # warm-up
