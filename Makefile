@@ -72,6 +72,10 @@ bench: install ## Benchmarks: RPC and gateway latency/throughput against raw Red
 bench-generation: install ## Generation tokens/s: gateway vs vLLM offline vs transformers; TTFT/TPOT (make models first)
 	$(BIN)/python bench/generation.py
 
+.PHONY: bench-batch
+bench-batch: install ## Batch jobs vs direct calls: sentiment items/s, chat tokens/s vs vLLM offline, interactive p50/p99
+	$(BIN)/python bench/batch.py
+
 .PHONY: clean
 clean: ## Remove the virtual environment and local state
 	rm -rf $(VENV) .babelstack .pytest_cache .mypy_cache .ruff_cache

@@ -6,6 +6,7 @@ import os
 
 import uvicorn
 
+from services.batch.settings import BatchSettings
 from services.gateway.access.settings import AccessSettings
 from services.gateway.app import create_asgi
 from services.gateway.settings import GatewaySettings
@@ -17,7 +18,10 @@ def main() -> None:
     settings = load_settings(GatewaySettings, os.environ)
     configure_logging(load_settings(LogSettings, os.environ), service="gateway")
     app = create_asgi(
-        settings, RedisSettings.from_env(os.environ), load_settings(AccessSettings, os.environ)
+        settings,
+        RedisSettings.from_env(os.environ),
+        load_settings(AccessSettings, os.environ),
+        load_settings(BatchSettings, os.environ),
     )
     uvicorn.run(
         app,

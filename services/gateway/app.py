@@ -12,6 +12,8 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 
+from services.batch.settings import BatchSettings
+from services.batch.wiring import build_batch
 from services.gateway import __version__
 from services.gateway.access.control import build_access
 from services.gateway.access.gate import AccessGate
@@ -19,11 +21,14 @@ from services.gateway.access.limiter import Limiter
 from services.gateway.access.metrics_port import serve_metrics
 from services.gateway.access.openapi import document_access
 from services.gateway.access.settings import AccessSettings
+from services.gateway.batch_metrics import BatchMetrics
 from services.gateway.caller import ServiceCaller, check_pool
+from services.gateway.controllers.batches import BatchesController
 from services.gateway.controllers.chat import ChatController
 from services.gateway.controllers.classifiers import ClassifiersController
 from services.gateway.controllers.collections import CollectionsController
 from services.gateway.controllers.embeddings import EmbeddingsController
+from services.gateway.controllers.files import FilesController
 from services.gateway.controllers.health import HealthController
 from services.gateway.controllers.keys import KeysController
 from services.gateway.controllers.languages import LanguageController
@@ -57,6 +62,7 @@ def create_app(
     gateway: GatewaySettings,
     redis_settings: RedisSettings,
     access_settings: AccessSettings | None = None,
+    batch_settings: BatchSettings | None = None,
 ) -> Litestar:
     check_pool(gateway, redis_settings.max_connections)
     keys = Keys(redis_settings.key_prefix)
@@ -69,20 +75,26 @@ def create_app(
         access_settings, gateway.host, Limiter(redis, access_keys), metrics.registry
     )
     caller = ServiceCaller(RpcClient(redis, keys), monitor, gateway, access)
+    batch = build_batch(batch_settings or BatchSettings(), redis_settings)
+    batch_metrics = BatchMetrics(metrics.registry, batch.settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         await monitor.refresh()
         watcher = asyncio.create_task(monitor.run(), name="service-monitor")
         metrics_server = serve_metrics(access_settings.metrics_port, gateway.host, metrics.registry)
+        batch_watcher = asyncio.create_task(
+            batch_metrics.run(redis, batch.progress), name="batch-metrics"
+        )
         try:
             yield
         finally:
             if metrics_server is not None:
                 metrics_server.shutdown()
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
+            for task in (watcher, batch_watcher):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await redis.aclose()
 
     dependencies: dict[str, Provide] = {
@@ -91,6 +103,7 @@ def create_app(
         "monitor": _constant(monitor),
         "caller": _constant(caller),
         "key_store": _constant(KeyStore(redis, access_keys)),
+        "batches": _constant(batch.service),
     }
     app = Litestar(
         route_handlers=[
@@ -107,6 +120,8 @@ def create_app(
             RagController,
             KeysController,
             ui_router(),
+            FilesController,
+            BatchesController,
         ],
         cors_config=cors_config(gateway.cors_origins),
         dependencies=dependencies,
@@ -133,10 +148,11 @@ def create_asgi(
     gateway: GatewaySettings,
     redis_settings: RedisSettings,
     access_settings: AccessSettings | None = None,
+    batch_settings: BatchSettings | None = None,
 ) -> Callable[..., Any]:
     """The app as served: Litestar behind the body limit, behind the API-key gate (so an
     unauthenticated body is never read), wrapped in request-id/metrics observation."""
-    app = create_app(gateway, redis_settings, access_settings)
+    app = create_app(gateway, redis_settings, access_settings, batch_settings)
     limited = BodyLimit(app, gateway.max_body_bytes, gateway.max_upload_bytes)
     gated = AccessGate(limited, app.state.access, gateway.max_body_bytes)
     return RequestObserver(gated, app.state.metrics)

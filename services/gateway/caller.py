@@ -8,6 +8,7 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
+from typing import Protocol
 
 from services.gateway.access.control import AccessControl
 from services.gateway.monitor import ServiceMonitor
@@ -33,6 +34,15 @@ def check_pool(settings: GatewaySettings, max_connections: int) -> None:
             f"connections; BABEL_REDIS_MAX_CONNECTIONS is {max_connections}",
             field="max_in_flight_per_service",
         )
+
+
+class Caller(Protocol):
+    """What an endpoint's work needs to call a service: the gateway's :class:`ServiceCaller`,
+    or a batch job's caller (``services.batch.caller``)."""
+
+    async def call(
+        self, method: Method[Req, Resp], request: Req, *, timeout_s: float | None = None
+    ) -> Resp: ...
 
 
 class ServiceCaller:

@@ -70,27 +70,33 @@ class Problem(msgspec.Struct, frozen=True, omit_defaults=True):
     request_id: str | None = None
 
 
-def problem_response(
-    info: ErrorInfo,
-    errors: list[FieldProblem] | None = None,
-    headers: dict[str, str] | None = None,
-) -> Response[Any]:
-    status = STATUS_BY_CODE.get(info.code, 500)
-    headers = dict(headers or {})
-    if info.retry_after_s is not None:
-        headers["Retry-After"] = str(max(1, math.ceil(info.retry_after_s)))
-    body = Problem(
+def problem_of(
+    info: ErrorInfo, errors: list[FieldProblem] | None = None, request_id: str | None = None
+) -> Problem:
+    """The problem-details body of an error (also a batch's error line's response body)."""
+    return Problem(
         type=PROBLEM_TYPE_BASE + info.code.value,
         title=info.code.value.replace("_", " ").capitalize(),
-        status=status,
+        status=STATUS_BY_CODE.get(info.code, 500),
         detail=info.message,
         code=info.code.value,
         retryable=info.retryable,
         field=info.field,
         errors=errors,
-        request_id=current_request_id(),
+        request_id=request_id,
     )
-    return Response(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+
+
+def problem_response(
+    info: ErrorInfo,
+    errors: list[FieldProblem] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response[Any]:
+    headers = dict(headers or {})
+    if info.retry_after_s is not None:
+        headers["Retry-After"] = str(max(1, math.ceil(info.retry_after_s)))
+    body = problem_of(info, errors, current_request_id())
+    return Response(body, status_code=body.status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
 
 
 _PATH = re.compile(r"at `\$\.data\.?(?P<path>[^`]*)`")

@@ -207,6 +207,16 @@ class ApiClient:
             raise problem_error(reply)
         return reply.body
 
+    def content(self, path: str) -> bytes:
+        """The raw body of a successful GET (a file's content); any other answer raises."""
+        try:
+            response = self._http.get(path)
+        except httpx.HTTPError as exc:
+            raise self._transport_error(exc) from exc
+        if response.status_code >= 300:
+            raise problem_error(Reply(status=response.status_code, body=_body_of(response)))
+        return response.content
+
     def stream_events(self, path: str, json_body: Any) -> Iterator[Any]:
         """POST and yield the server-sent events as they arrive (see :func:`sse_events`)."""
         try:

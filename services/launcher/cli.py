@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from services.launcher.access_hint import access_lines
+from services.launcher.batch_cli import batch_app
 from services.launcher.health_cli import health_app
 from services.launcher.keys_cli import keys_app
 from services.launcher.models_cli import models_app
@@ -31,6 +32,7 @@ app.add_typer(models_app, name="models")
 app.add_typer(train_app, name="train")
 app.add_typer(keys_app, name="keys")
 app.add_typer(health_app, name="health")
+app.add_typer(batch_app, name="batch")
 register_work_commands(app)  # ingest, search, ask, translate, sentiment
 
 

@@ -141,6 +141,7 @@ def start_stack(
             "BABEL_RETRIEVAL_DATA_DIR": environ.get(
                 "BABEL_RETRIEVAL_DATA_DIR", str(config.state_dir / "data" / "retrieval")
             ),
+            "BABEL_BATCH_DIR": environ.get("BABEL_BATCH_DIR", str(config.state_dir / "batch")),
         }
         plan = plan_cores(available_cores() if config.share_cores else [], config.services, environ)
         say(plan.describe())
@@ -149,6 +150,9 @@ def start_stack(
             child = spawn(name, argv, {**env, **plan.env.get(name, {})}, logs)
             stack.children.append(child)
             say(f"{name:<10} pid {child.pid}, log {child.log_path}")
+        batch = spawn("batch", [sys.executable, "-m", "services.batch"], env, logs)
+        stack.children.append(batch)  # the Celery worker of batch jobs (loads no model)
+        say(f"{'batch':<10} pid {batch.pid}, log {batch.log_path}")
         gateway = spawn("gateway", [sys.executable, "-m", "services.gateway"], env, logs)
         stack.children.append(gateway)
         say(f"{'gateway':<10} pid {gateway.pid}, log {gateway.log_path}")

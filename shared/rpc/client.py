@@ -110,10 +110,16 @@ class RpcClient:
             attempt=attempt,
             streaming=False,
         )
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.xadd(self._keys.requests(method.service), {ENTRY_FIELD: encode(envelope)})
-            pipe.blpop([envelope.reply_to], timeout=wait_s)
-            _, popped = await pipe.execute()
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.xadd(self._keys.requests(method.service), {ENTRY_FIELD: encode(envelope)})
+                pipe.blpop([envelope.reply_to], timeout=wait_s)
+                _, popped = await pipe.execute()
+        except asyncio.CancelledError:
+            # A caller that gives up (a cancelled batch, a client gone) stops the worker's
+            # handler too: a generation request is aborted in the engine.
+            await asyncio.shield(self._abandon(envelope.id, envelope.reply_to, cancel=True))
+            raise
         if popped is None:
             raise BabelError(
                 ErrorCode.DEADLINE_EXCEEDED,

@@ -12,6 +12,7 @@ ends with a retryable ``unavailable`` error instead, so a caller never sees a ch
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass
 
@@ -37,6 +38,8 @@ from shared.telemetry import bound_context, get_logger
 log = get_logger(__name__)
 
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
+CANCEL_POLL_S = 0.5
+"""How often a running unary handler's cancel key is checked."""
 
 
 @dataclass(slots=True)
@@ -184,10 +187,13 @@ class Dispatcher:
         request: Message,
         context: RequestContext,
     ) -> None:
-        assert route.unary is not None
         try:
             async with asyncio.timeout(max(context.remaining_s(), 0.001)):
-                result = await route.unary(request, context)
+                result = await self._unary_unless_cancelled(envelope, route, request, context)
+            if result is None:
+                log.info("caller cancelled the request")
+                await self._writer.ack(entry_id, discard=envelope.reply_to)
+                return
         except TimeoutError:
             error = BabelError(ErrorCode.DEADLINE_EXCEEDED, "the request ran past its deadline")
             await self._writer.finish(entry_id, envelope, error=error.info)
@@ -196,6 +202,26 @@ class Dispatcher:
             await self._writer.finish(entry_id, envelope, error=self._failure(exc).info)
             return
         await self._writer.finish(entry_id, envelope, payload=encode(result))
+
+    async def _unary_unless_cancelled(
+        self, envelope: Envelope, route: Route, request: Message, context: RequestContext
+    ) -> Message | None:
+        """The handler's result, or None once the caller has set the request's cancel key
+        (checked every ``CANCEL_POLL_S`` while the handler runs); the handler is cancelled
+        then, so a generation request is aborted in its engine."""
+        assert route.unary is not None
+        task = asyncio.ensure_future(route.unary(request, context))
+        try:
+            while not task.done():
+                await asyncio.wait({task}, timeout=CANCEL_POLL_S)
+                if not task.done() and await self._writer.cancelled(envelope):
+                    return None
+            return task.result()
+        finally:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
 
     async def _serve_stream(
         self,

@@ -105,3 +105,7 @@ class ReplyWriter:
             pipe.exists(self._keys.cancel(envelope.id))
             *_, cancelled = await pipe.execute()
         return bool(cancelled)
+
+    async def cancelled(self, envelope: Envelope) -> bool:
+        """Whether the caller gave up on this request (it set the request's cancel key)."""
+        return bool(await self._redis.exists(self._keys.cancel(envelope.id)))

@@ -109,7 +109,9 @@ def launched_without_generation(tmp_path: Path) -> Iterator[Launched]:
 
 def test_up_serves_detect_and_stops_everything_on_ctrl_c(launched: Launched) -> None:
     pids = launched.child_pids
-    assert set(pids) >= {"redis", "generation", "tasks", "retrieval", "gateway"}, launched.lines
+    assert set(pids) >= {"redis", "generation", "tasks", "retrieval", "batch", "gateway"}, (
+        launched.lines
+    )
     assert all(_alive(pid) for pid in pids.values())
     engine_processes = _descendants(pids["generation"])
     assert engine_processes, "vLLM runs its engine core in processes of its own"

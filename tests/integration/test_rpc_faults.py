@@ -337,3 +337,26 @@ async def test_closing_a_stream_early_stops_the_worker(
         assert await redis_client.ttl(key) > 0
     assert await redis_client.ttl(cancel_keys[0]) > 0
     worker.assert_alive()
+
+
+async def test_a_caller_that_gives_up_a_call_stops_the_handler(
+    start_service_worker: StartWorker, redis_client: aioredis.Redis, rpc: RpcClient
+) -> None:
+    """Cancelling ``call`` sets the request's cancel key; the worker stops the handler (a
+    batch's cancel aborts a generation request in the engine this way) and acknowledges."""
+    worker, _ = await start_echo(start_service_worker, redis_client, "echo")
+    value = unique("given-up")
+    call = asyncio.create_task(rpc.call(SLEEP, SleepRequest(value=value, sleep_ms=20_000)))
+    await wait_until(lambda: started_values(redis_client), timeout_s=10, what="the handler's start")
+    call.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await call
+    await wait_until(
+        lambda: asyncio.sleep(0, "caller cancelled the request" in worker.log_text()),
+        timeout_s=10,
+        what="the worker's cancel log line",
+        watch=[worker],
+    )
+    await assert_request_stream_clean(redis_client)  # acknowledged long before 20 s
+    assert [k async for k in redis_client.scan_iter(match="babel:reply:*")] == []
+    worker.assert_alive()

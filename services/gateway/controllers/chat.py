@@ -17,7 +17,7 @@ import msgspec
 from litestar import Controller, get, post
 
 from services.gateway.bounds import check_prompts
-from services.gateway.caller import ServiceCaller
+from services.gateway.caller import Caller, ServiceCaller
 from services.gateway.openai_schemas import (
     AssistantMessage,
     ChatChoice,
@@ -118,6 +118,63 @@ def chat_request(body: ChatCompletionBody, max_json_depth: int) -> GenerateReque
     )
 
 
+async def chat_completion(
+    data: ChatCompletionBody, caller: Caller, settings: GatewaySettings
+) -> ChatCompletion:
+    """A whole (not streamed) chat completion."""
+    request = chat_request(data, settings.max_json_depth)
+    reply = await caller.call(GENERATE, request, timeout_s=settings.generation_timeout_s)
+    return ChatCompletion(
+        id=f"chatcmpl-{uuid.uuid4().hex}",
+        created=int(time.time()),
+        model=reply.model,
+        choices=[
+            ChatChoice(
+                index=c.index,
+                message=AssistantMessage(role="assistant", content=c.text),
+                finish_reason=c.finish_reason,
+            )
+            for c in reply.choices
+        ],
+        usage=_usage(reply.usage),
+    )
+
+
+def _completion_requests(data: CompletionBody, settings: GatewaySettings) -> list[GenerateRequest]:
+    prompts = [data.prompt] if isinstance(data.prompt, str) else data.prompt
+    if not prompts or any(not p for p in prompts):
+        raise BabelError(ErrorCode.INVALID_ARGUMENT, "prompt must not be empty", field="prompt")
+    check_prompts(prompts, settings)
+    sampling = _sampling(data, data.max_tokens if data.max_tokens is not None else 16, None)
+    return [GenerateRequest(model=data.model, prompt=p, sampling=sampling) for p in prompts]
+
+
+async def text_completion(
+    data: CompletionBody, caller: Caller, settings: GatewaySettings
+) -> Completion:
+    """A whole (not streamed) text completion of one prompt or several."""
+    requests = _completion_requests(data, settings)
+    replies: list[GenerateResponse] = await asyncio.gather(
+        *(caller.call(GENERATE, r, timeout_s=settings.generation_timeout_s) for r in requests)
+    )
+    choices = [
+        TextChoice(index=i * data.n + c.index, text=c.text, finish_reason=c.finish_reason)
+        for i, reply in enumerate(replies)
+        for c in reply.choices
+    ]
+    return Completion(
+        id=f"cmpl-{uuid.uuid4().hex}",
+        created=int(time.time()),
+        model=replies[0].model,
+        choices=choices,
+        usage=UsageOut(
+            prompt_tokens=sum(r.usage.prompt_tokens for r in replies),
+            completion_tokens=sum(r.usage.completion_tokens for r in replies),
+            total_tokens=sum(r.usage.total_tokens for r in replies),
+        ),
+    )
+
+
 class ChatController(Controller):
     path = "/v1"
     tags = ["generation"]
@@ -138,10 +195,10 @@ class ChatController(Controller):
     async def chat(
         self, data: ChatCompletionBody, caller: ServiceCaller, settings: GatewaySettings
     ) -> ChatCompletion | EventStream:
-        request = chat_request(data, settings.max_json_depth)
-        completion_id = f"chatcmpl-{uuid.uuid4().hex}"
-        created = int(time.time())
         if data.stream:
+            request = chat_request(data, settings.max_json_depth)
+            completion_id = f"chatcmpl-{uuid.uuid4().hex}"
+            created = int(time.time())
             include_usage = bool(data.stream_options and data.stream_options.include_usage)
             chunks = caller.stream(
                 GENERATE_STREAM, request, timeout_s=settings.generation_timeout_s
@@ -168,35 +225,16 @@ class ChatController(Controller):
                     rest=chunks,
                 )
             )
-        reply = await caller.call(GENERATE, request, timeout_s=settings.generation_timeout_s)
-        return ChatCompletion(
-            id=completion_id,
-            created=created,
-            model=reply.model,
-            choices=[
-                ChatChoice(
-                    index=c.index,
-                    message=AssistantMessage(role="assistant", content=c.text),
-                    finish_reason=c.finish_reason,
-                )
-                for c in reply.choices
-            ],
-            usage=_usage(reply.usage),
-        )
+        return await chat_completion(data, caller, settings)
 
     @post("/completions", status_code=200, summary="Text completion (OpenAI-compatible)")
     async def completions(
         self, data: CompletionBody, caller: ServiceCaller, settings: GatewaySettings
     ) -> Completion | EventStream:
-        prompts = [data.prompt] if isinstance(data.prompt, str) else data.prompt
-        if not prompts or any(not p for p in prompts):
-            raise BabelError(ErrorCode.INVALID_ARGUMENT, "prompt must not be empty", field="prompt")
-        check_prompts(prompts, settings)
-        sampling = _sampling(data, data.max_tokens if data.max_tokens is not None else 16, None)
-        completion_id = f"cmpl-{uuid.uuid4().hex}"
-        created = int(time.time())
-        requests = [GenerateRequest(model=data.model, prompt=p, sampling=sampling) for p in prompts]
         if data.stream:
+            requests = _completion_requests(data, settings)
+            completion_id = f"cmpl-{uuid.uuid4().hex}"
+            created = int(time.time())
             if len(requests) > 1:
                 raise BabelError(
                     ErrorCode.INVALID_ARGUMENT,
@@ -220,25 +258,7 @@ class ChatController(Controller):
                     rest=chunks,
                 )
             )
-        replies: list[GenerateResponse] = await asyncio.gather(
-            *(caller.call(GENERATE, r, timeout_s=settings.generation_timeout_s) for r in requests)
-        )
-        choices = [
-            TextChoice(index=i * data.n + c.index, text=c.text, finish_reason=c.finish_reason)
-            for i, reply in enumerate(replies)
-            for c in reply.choices
-        ]
-        return Completion(
-            id=completion_id,
-            created=created,
-            model=replies[0].model,
-            choices=choices,
-            usage=UsageOut(
-                prompt_tokens=sum(r.usage.prompt_tokens for r in replies),
-                completion_tokens=sum(r.usage.completion_tokens for r in replies),
-                total_tokens=sum(r.usage.total_tokens for r in replies),
-            ),
-        )
+        return await text_completion(data, caller, settings)
 
 
 async def _with_first(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from litestar import Controller, delete, get, post
 
-from services.gateway.caller import ServiceCaller
+from services.gateway.caller import Caller, ServiceCaller
 from services.gateway.classification_schemas import ClassifyBody, CreateClassifierBody
 from services.gateway.settings import GatewaySettings
 from services.gateway.texts import texts_of
@@ -23,6 +23,13 @@ from shared.messages.classifiers import (
     PredictRequest,
     PredictResponse,
 )
+
+
+async def predict_labels(
+    name: str, data: ClassifyBody, caller: Caller, settings: GatewaySettings
+) -> PredictResponse:
+    texts = texts_of(data.q, settings)
+    return await caller.call(CLASSIFY, PredictRequest(name=name, texts=texts))
 
 
 class ClassifiersController(Controller):
@@ -56,5 +63,4 @@ class ClassifiersController(Controller):
     async def predict(
         self, name: str, data: ClassifyBody, caller: ServiceCaller, settings: GatewaySettings
     ) -> PredictResponse:
-        texts = texts_of(data.q, settings)
-        return await caller.call(CLASSIFY, PredictRequest(name=name, texts=texts))
+        return await predict_labels(name, data, caller, settings)

@@ -12,7 +12,7 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Body, Parameter
 
 from services.gateway.bounds import check_chunking, check_metadata, check_scope
-from services.gateway.caller import ServiceCaller
+from services.gateway.caller import Caller, ServiceCaller
 from services.gateway.retrieval_schemas import (
     CreateCollectionBody,
     DeleteDocumentsBody,
@@ -86,6 +86,18 @@ def _check_documents(body: IngestBody, settings: GatewaySettings) -> None:
             )
 
 
+async def ingest_documents(
+    name: str, data: IngestBody, caller: Caller, settings: GatewaySettings
+) -> IngestReply:
+    """One request, one RPC: the service checks every document before it stores any,
+    embeds in batches, and commits the whole request in one transaction."""
+    _check_documents(data, settings)
+    request = IngestRequest(
+        collection=name, documents=tuple(data.documents), chunking=data.chunking
+    )
+    return await caller.call(INGEST, request, timeout_s=settings.ingest_timeout_s)
+
+
 class CollectionsController(Controller):
     path = "/v1/collections"
     tags = ["retrieval"]
@@ -112,13 +124,7 @@ class CollectionsController(Controller):
     async def ingest(
         self, name: str, data: IngestBody, caller: ServiceCaller, settings: GatewaySettings
     ) -> IngestReply:
-        """One request, one RPC: the service checks every document before it stores any,
-        embeds in batches, and commits the whole request in one transaction."""
-        _check_documents(data, settings)
-        request = IngestRequest(
-            collection=name, documents=tuple(data.documents), chunking=data.chunking
-        )
-        return await caller.call(INGEST, request, timeout_s=settings.ingest_timeout_s)
+        return await ingest_documents(name, data, caller, settings)
 
     @post("/{name:str}/files", status_code=200, summary="Upload a file (txt, md, html, pdf)")
     async def upload(

@@ -7,7 +7,7 @@ import base64
 import numpy as np
 from litestar import Controller, post
 
-from services.gateway.caller import ServiceCaller
+from services.gateway.caller import Caller, ServiceCaller
 from services.gateway.retrieval_schemas import (
     Embedding,
     EmbeddingsBody,
@@ -20,6 +20,34 @@ from shared.errors import BabelError, ErrorCode
 from shared.messages.retrieval import EMBED, EmbedRequest
 
 
+async def embed_texts(
+    data: EmbeddingsBody, caller: Caller, settings: GatewaySettings
+) -> EmbeddingsResult:
+    texts = texts_of(data.input, settings, field="input")
+    reply = await caller.call(
+        EMBED, EmbedRequest(texts=texts, model=data.model, input_type=data.input_type)
+    )
+    if data.dimensions is not None and data.dimensions != reply.dim:
+        raise BabelError(
+            ErrorCode.INVALID_ARGUMENT,
+            f"model {reply.model!r} has {reply.dim} dimensions; it cannot shorten them",
+            field="dimensions",
+        )
+    vectors = np.frombuffer(reply.vectors, dtype=np.float32).reshape(len(texts), reply.dim)
+    if data.encoding_format == "base64":
+        items = [
+            Embedding(index=i, embedding=base64.b64encode(row.tobytes()).decode())
+            for i, row in enumerate(vectors)
+        ]
+    else:
+        items = [Embedding(index=i, embedding=row.tolist()) for i, row in enumerate(vectors)]
+    return EmbeddingsResult(
+        data=items,
+        model=reply.model,
+        usage=EmbeddingUsage(prompt_tokens=reply.tokens, total_tokens=reply.tokens),
+    )
+
+
 class EmbeddingsController(Controller):
     path = "/v1"
     tags = ["retrieval"]
@@ -28,26 +56,4 @@ class EmbeddingsController(Controller):
     async def embeddings(
         self, data: EmbeddingsBody, caller: ServiceCaller, settings: GatewaySettings
     ) -> EmbeddingsResult:
-        texts = texts_of(data.input, settings, field="input")
-        reply = await caller.call(
-            EMBED, EmbedRequest(texts=texts, model=data.model, input_type=data.input_type)
-        )
-        if data.dimensions is not None and data.dimensions != reply.dim:
-            raise BabelError(
-                ErrorCode.INVALID_ARGUMENT,
-                f"model {reply.model!r} has {reply.dim} dimensions; it cannot shorten them",
-                field="dimensions",
-            )
-        vectors = np.frombuffer(reply.vectors, dtype=np.float32).reshape(len(texts), reply.dim)
-        if data.encoding_format == "base64":
-            items = [
-                Embedding(index=i, embedding=base64.b64encode(row.tobytes()).decode())
-                for i, row in enumerate(vectors)
-            ]
-        else:
-            items = [Embedding(index=i, embedding=row.tolist()) for i, row in enumerate(vectors)]
-        return EmbeddingsResult(
-            data=items,
-            model=reply.model,
-            usage=EmbeddingUsage(prompt_tokens=reply.tokens, total_tokens=reply.tokens),
-        )
+        return await embed_texts(data, caller, settings)

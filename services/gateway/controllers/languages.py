@@ -4,11 +4,19 @@ from __future__ import annotations
 
 from litestar import Controller, post
 
-from services.gateway.caller import ServiceCaller
+from services.gateway.caller import Caller, ServiceCaller
 from services.gateway.schemas import DetectBody, DetectResult
 from services.gateway.settings import GatewaySettings
 from services.gateway.texts import texts_of
 from shared.messages.langid import DETECT, DetectRequest
+
+
+async def detect_languages(
+    data: DetectBody, caller: Caller, settings: GatewaySettings
+) -> DetectResult:
+    texts = texts_of(data.q, settings)
+    reply = await caller.call(DETECT, DetectRequest(texts=texts, top_k=data.top_k))
+    return DetectResult(detections=list(reply.detections), model=reply.model)
 
 
 class LanguageController(Controller):
@@ -19,6 +27,4 @@ class LanguageController(Controller):
     async def detect(
         self, data: DetectBody, caller: ServiceCaller, settings: GatewaySettings
     ) -> DetectResult:
-        texts = texts_of(data.q, settings)
-        reply = await caller.call(DETECT, DetectRequest(texts=texts, top_k=data.top_k))
-        return DetectResult(detections=list(reply.detections), model=reply.model)
+        return await detect_languages(data, caller, settings)

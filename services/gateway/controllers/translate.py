@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from litestar import Controller, get, post
 
-from services.gateway.caller import ServiceCaller
+from services.gateway.caller import Caller, ServiceCaller
 from services.gateway.settings import GatewaySettings
 from services.gateway.texts import texts_of
 from services.gateway.translation_schemas import (
@@ -20,6 +20,23 @@ from shared.messages.translation import (
 )
 
 
+async def translate_texts(
+    data: TranslateBody, caller: Caller, settings: GatewaySettings
+) -> TranslateResult:
+    texts = texts_of(data.texts, settings, field="texts")
+    request = TranslateRequest(
+        texts=texts,
+        target=data.target,
+        source=data.source or "auto",
+        format=data.format,
+        alternatives=data.alternatives,
+    )
+    reply = await caller.call(TRANSLATE, request, timeout_s=settings.translate_timeout_s)
+    return TranslateResult(
+        translations=list(reply.translations), backend=reply.backend, model=reply.model
+    )
+
+
 class TranslateController(Controller):
     path = "/v1/translate"
     tags = ["translation"]
@@ -28,18 +45,7 @@ class TranslateController(Controller):
     async def translate(
         self, data: TranslateBody, caller: ServiceCaller, settings: GatewaySettings
     ) -> TranslateResult:
-        texts = texts_of(data.texts, settings, field="texts")
-        request = TranslateRequest(
-            texts=texts,
-            target=data.target,
-            source=data.source or "auto",
-            format=data.format,
-            alternatives=data.alternatives,
-        )
-        reply = await caller.call(TRANSLATE, request, timeout_s=settings.translate_timeout_s)
-        return TranslateResult(
-            translations=list(reply.translations), backend=reply.backend, model=reply.model
-        )
+        return await translate_texts(data, caller, settings)
 
     @get("/languages", summary="Languages the translation backend offers, with their targets")
     async def languages(self, caller: ServiceCaller) -> TranslationLanguagesResult:

@@ -1,0 +1,1 @@
+"""Batch jobs on Celery: the OpenAI Batch API (files + batches) for BabelStack's endpoints."""
