@@ -63,6 +63,8 @@ class ServiceCaller:
         self._settings = settings
         self._access = access
         self.in_flight: Counter[str] = Counter()
+        self.upload_bytes = 0
+        """Bytes of uploaded files this gateway has on request streams right now."""
 
     @contextmanager
     def _slot(self, service: str) -> Iterator[None]:
@@ -79,6 +81,26 @@ class ServiceCaller:
             yield
         finally:
             self.in_flight[service] -= 1
+
+    @contextmanager
+    def upload_slot(self, size: int) -> Iterator[None]:
+        """Room for an uploaded file of ``size`` bytes on a request stream: a file travels whole
+        in its stream entry, so the bytes in flight are capped (``max_upload_bytes_in_flight``)
+        and Redis memory stays bounded whatever the queue depth; past the cap, 503."""
+        limit = self._settings.max_upload_bytes_in_flight
+        if self.upload_bytes and self.upload_bytes + size > limit:
+            raise BabelError(
+                ErrorCode.OVERLOADED,
+                f"this gateway has {self.upload_bytes} bytes of uploads in flight "
+                f"(limit {limit}); retry shortly",
+                retryable=True,
+                retry_after_s=float(self._settings.retry_after_s),
+            )
+        self.upload_bytes += size
+        try:
+            yield
+        finally:
+            self.upload_bytes -= size
 
     async def call(
         self, method: Method[Req, Resp], request: Req, *, timeout_s: float | None = None

@@ -28,6 +28,9 @@ class GatewaySettings(BaseSettings, frozen=True, kw_only=True):
     max_text_chars: int = 10_000
     debug: bool = False
     max_upload_bytes: int = 25 * 1_048_576
+    max_upload_bytes_in_flight: int = 100 * 1_048_576
+    """Bytes of uploaded files one gateway keeps on request streams at once (each file travels
+    whole in its Redis stream entry); more get 503 overloaded. One file is always let through."""
     """Size limit of file uploads (``/v1/collections/{name}/files``)."""
     ingest_timeout_s: float = 900.0
     translate_timeout_s: float = 300.0

@@ -3,6 +3,7 @@ context → an answer in the question's language → citations checked against t
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -23,6 +24,8 @@ from shared.rpc.client import RpcClient
 from shared.text.sentences import sentence_spans
 
 _CITATION = re.compile(r"\[(\d{1,3})\]")
+_BLOCK_SLACK = 2
+"""Spare tokens per passage for tokens that merge across a block's seams."""
 _TRUNCATED = " …"
 
 
@@ -76,12 +79,15 @@ class RagPipeline:
     def _fit(
         self, hits: Sequence[Hit], language: str, question: str, answer_tokens: int
     ) -> tuple[list[Source], list[int]]:
-        """Number the passages and keep as many as fit the context with room for the answer."""
+        """Number the passages and keep as many as fit the context with room for the answer.
+
+        Linear in the passages: each is tokenized once on its own (its block and separator
+        counted with :data:`_BLOCK_SLACK` spare tokens for merges at the seams), then the chosen
+        prompt once; only if that overshoots are trailing passages dropped and it is encoded
+        again. CPU work: the caller runs this in a thread, off the worker's event loop."""
         name = language_name(language)
         budget = self._engine.max_model_len - answer_tokens
-        sources: list[Source] = []
-        blocks: list[str] = []
-        ids = self._engine.encode_chat(rag_messages(name, blocks, question))
+        ids = self._engine.encode_chat(rag_messages(name, [], question))
         if len(ids) > budget:
             raise BabelError(
                 ErrorCode.CONTEXT_LENGTH_EXCEEDED,
@@ -89,6 +95,9 @@ class RagPipeline:
                 f"{self._engine.max_model_len} with {answer_tokens} kept for the answer",
                 field="question",
             )
+        sources: list[Source] = []
+        blocks: list[str] = []
+        used = len(ids)
         for hit in hits:
             tokens = self._engine.encode_text(hit.text)
             text = hit.text
@@ -96,14 +105,21 @@ class RagPipeline:
                 text = self._engine.decode(tokens[: self._settings.rag_max_passage_tokens])
                 text += _TRUNCATED
             number = len(sources) + 1
-            candidate = self._engine.encode_chat(
-                rag_messages(name, [*blocks, passage_block(number, text)], question)
-            )
-            if len(candidate) > budget:
+            block = passage_block(number, text)
+            cost = len(self._engine.encode_text(block + "\n\n")) + _BLOCK_SLACK
+            if used + cost > budget:
                 break
-            blocks.append(passage_block(number, text))
+            used += cost
+            blocks.append(block)
             sources.append(Source(number=number, hit=hit))
-            ids = candidate
+        while blocks:
+            ids = self._engine.encode_chat(rag_messages(name, blocks, question))
+            if len(ids) <= budget:
+                break
+            blocks.pop()
+            sources.pop()
+        else:
+            ids = self._engine.encode_chat(rag_messages(name, [], question))
         return sources, ids
 
     async def plan(self, request: RagRequest) -> RagPlan:
@@ -126,7 +142,9 @@ class RagPipeline:
         if not relevant:
             return RagPlan(language=language, sources=(), prompt_ids=None, sampling=None)
         wanted = request.sampling.max_tokens or self._settings.rag_answer_tokens
-        sources, ids = self._fit(relevant, language, request.question, wanted)
+        sources, ids = await asyncio.to_thread(
+            self._fit, relevant, language, request.question, wanted
+        )
         if not sources:
             return RagPlan(language=language, sources=(), prompt_ids=None, sampling=None)
         sampling = check_sampling(

@@ -72,9 +72,15 @@ class RedisServer:
 
 
 def start_redis(
-    directory: Path, port: int | None = None, timeout_s: float = 10.0, password: str = ""
+    directory: Path,
+    port: int | None = None,
+    timeout_s: float = 10.0,
+    password: str = "",
+    maxmemory: str = "2gb",
 ) -> RedisServer:
     """Start a throw-away server on 127.0.0.1 (no persistence) and wait until it answers.
+
+    Memory is capped at ``maxmemory`` with ``noeviction``: past it, writes are refused.
 
     With ``password`` the server requires it (AUTH); it is passed in the server's config file,
     never on its command line (which ``ps`` shows)."""
@@ -103,6 +109,12 @@ def start_redis(
             str(directory),
             "--protected-mode",
             "yes",
+            # Requests and replies live in Redis: never evict one (a lost request), refuse
+            # writes past the cap instead (callers get 503s, Redis keeps running).
+            "--maxmemory",
+            maxmemory,
+            "--maxmemory-policy",
+            "noeviction",
         ],
         stdout=log,
         stderr=subprocess.STDOUT,

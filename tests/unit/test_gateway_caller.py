@@ -73,3 +73,15 @@ def test_the_cap_must_leave_pool_connections_free() -> None:
     with pytest.raises(BabelError) as refused:
         check_pool(GatewaySettings(max_in_flight_per_service=400), 1_024)
     assert refused.value.info.field == "max_in_flight_per_service"
+
+
+def test_upload_bytes_in_flight_are_capped_but_one_file_always_passes() -> None:
+    settings = GatewaySettings(max_upload_bytes_in_flight=100)
+    caller = ServiceCaller(BlockingFakeRpc(), AdmitAllFakeMonitor(), settings)  # type: ignore[arg-type]
+    with caller.upload_slot(150):  # alone: let through even past the cap
+        with pytest.raises(BabelError) as refused, caller.upload_slot(1):
+            pass
+        assert refused.value.info.code == ErrorCode.OVERLOADED
+    with caller.upload_slot(60), caller.upload_slot(40):
+        assert caller.upload_bytes == 100
+    assert caller.upload_bytes == 0

@@ -152,16 +152,18 @@ class CollectionsController(Controller):
         document_id = data.id or data.file.filename
         if not document_id:
             raise BabelError(ErrorCode.INVALID_ARGUMENT, "give an id or a file name", field="id")
+        payload = await data.file.read()
         request = FileIngestRequest(
             collection=name,
             document_id=document_id,
-            data=await data.file.read(),
+            data=payload,
             media_type=data.file.content_type or "application/octet-stream",
             filename=data.file.filename or None,
             metadata=metadata,
             chunking=Chunking(max_chars=data.max_chars, overlap_chars=data.overlap_chars),
         )
-        return await caller.call(INGEST_FILE, request, timeout_s=settings.ingest_timeout_s)
+        with caller.upload_slot(len(payload)):
+            return await caller.call(INGEST_FILE, request, timeout_s=settings.ingest_timeout_s)
 
     @get("/{name:str}/documents", summary="List documents by id, a page at a time")
     async def list_documents(
