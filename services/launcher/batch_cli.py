@@ -103,12 +103,16 @@ def submit(
         batch = client.call("POST", "/v1/batches", json_body=body)
         if wait:
             batch = follow(client, batch["id"], TerminalProgress())
-        if as_json:
-            _print_json(batch)
-        else:
-            typer.echo("\n".join(describe(batch)))
+        _show(batch, as_json)
         if wait and batch["status"] != "completed":
             raise typer.Exit(code=1)
+
+
+def _show(batch: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        _print_json(batch)
+    else:
+        typer.echo("\n".join(describe(batch)))
 
 
 @batch_app.command()
@@ -121,11 +125,7 @@ def status(
 ) -> None:
     """Status, request counts and files of a batch."""
     with reported_errors(), _client(url, api_key, timeout) as client:
-        batch = client.call("GET", f"/v1/batches/{batch_id}")
-        if as_json:
-            _print_json(batch)
-        else:
-            typer.echo("\n".join(describe(batch)))
+        _show(client.call("GET", f"/v1/batches/{batch_id}"), as_json)
 
 
 @batch_app.command()
@@ -138,11 +138,7 @@ def cancel(
 ) -> None:
     """Cancel a batch: its finished lines stay in its output file."""
     with reported_errors(), _client(url, api_key, timeout) as client:
-        batch = client.call("POST", f"/v1/batches/{batch_id}/cancel")
-        if as_json:
-            _print_json(batch)
-        else:
-            typer.echo("\n".join(describe(batch)))
+        _show(client.call("POST", f"/v1/batches/{batch_id}/cancel"), as_json)
 
 
 @batch_app.command()
