@@ -9,6 +9,7 @@ import redis.asyncio as aioredis
 from shared.messages.generation import GENERATE, GenerateRequest, GenerateResponse
 from shared.rpc.client import RpcClient
 from shared.rpc.keys import Keys
+from shared.rpc.stats import read_workers
 
 GENERATION = GENERATE.service
 
@@ -30,10 +31,7 @@ class RpcGenerationClient:
         self._rpc = RpcClient(redis, keys)
 
     async def available(self) -> bool:
-        pattern = self._keys.heartbeat_pattern(GENERATION)
-        async for _ in self._redis.scan_iter(match=pattern, count=100):
-            return True
-        return False
+        return bool(await read_workers(self._redis, self._keys, GENERATION))
 
     async def generate(self, request: GenerateRequest, *, deadline: float) -> GenerateResponse:
         return await self._rpc.call(GENERATE, request, deadline=deadline)

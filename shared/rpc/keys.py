@@ -26,6 +26,15 @@ class Keys:
     def heartbeat(self, service: str, worker: str) -> str:
         return f"{self.prefix}:{service}:heartbeat:{worker}"
 
+    def roster(self, service: str) -> str:
+        """Sorted set of the service's workers by heartbeat expiry (unix seconds): an index
+        read in O(log n) instead of SCANning the keyspace; the heartbeat keys stay the truth."""
+        return f"{self.prefix}:{service}:roster"
+
+    def services(self) -> str:
+        """Set of every service that ever had a worker (candidates for discovery)."""
+        return f"{self.prefix}:services"
+
     def heartbeat_pattern(self, service: str) -> str:
         return f"{self.prefix}:{service}:heartbeat:*"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import msgspec
@@ -47,14 +48,27 @@ class ServiceHealth(msgspec.Struct, frozen=True, kw_only=True):
         return sum(1 for w in self.workers if w.state == "ready")
 
 
+ROSTER_SLACK_S = 60.0
+"""Roster entries this long past their heartbeat's expiry are still read (clocks of hosts may
+differ; the heartbeat key decides), and removed after it."""
+
+
 async def read_workers(redis: aioredis.Redis, keys: Keys, service: str) -> tuple[WorkerInfo, ...]:
-    names = [key async for key in redis.scan_iter(match=keys.heartbeat_pattern(service), count=500)]
+    """The live workers of ``service``: names from its roster (O(log n), no SCAN), then their
+    heartbeat keys (which expire with their TTL: a worker without one is dead)."""
+    roster = keys.roster(service)
+    oldest = time.time() - ROSTER_SLACK_S
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.zremrangebyscore(roster, "-inf", oldest)
+        pipe.zrangebyscore(roster, oldest, "+inf")
+        _, members = await pipe.execute()
+    names = [m.decode() if isinstance(m, bytes) else str(m) for m in members]
     if not names:
         return ()
-    values: list[Any] = await redis.mget(names)
+    values: list[Any] = await redis.mget([keys.heartbeat(service, name) for name in names])
     workers = []
     for value in values:
-        if value is None:  # expired between SCAN and MGET
+        if value is None:  # its heartbeat expired: not live
             continue
         try:
             workers.append(_worker_decoder.decode(value))
@@ -119,11 +133,7 @@ async def read_service(redis: aioredis.Redis, keys: Keys, service: str) -> Servi
 
 
 async def discover_services(redis: aioredis.Redis, keys: Keys) -> set[str]:
-    """Services that have at least one live worker heartbeat."""
-    found = set()
-    async for key in redis.scan_iter(match=keys.heartbeat_pattern_all(), count=500):
-        text = key.decode() if isinstance(key, bytes) else str(key)
-        parts = text.split(":")
-        if len(parts) >= 4:
-            found.add(parts[-3])
-    return found
+    """Services that have at least one live worker heartbeat (no SCAN of the keyspace)."""
+    members = await redis.smembers(keys.services())
+    candidates = {m.decode() if isinstance(m, bytes) else str(m) for m in members}
+    return {service for service in candidates if await read_workers(redis, keys, service)}

@@ -121,6 +121,7 @@ class Worker:
                 await heartbeat
             with contextlib.suppress(*REDIS_DOWN):
                 await self._redis.delete(self._keys.heartbeat(self.identity.service, self.name))
+                await self._redis.zrem(self._keys.roster(self.identity.service), self.name)
             log.info("worker stopped", **msgspec.structs.asdict(self.info()))
 
     async def _drain(self) -> None:
@@ -160,11 +161,17 @@ class Worker:
         )
 
     async def _publish_heartbeat(self) -> None:
-        await self._redis.set(
-            self._keys.heartbeat(self.identity.service, self.name),
-            encode(self.info()),
-            px=self._settings.heartbeat_ttl_ms,
-        )
+        service = self.identity.service
+        expires = time.time() + self._settings.heartbeat_ttl_ms / 1000
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.set(
+                self._keys.heartbeat(service, self.name),
+                encode(self.info()),
+                px=self._settings.heartbeat_ttl_ms,
+            )
+            pipe.zadd(self._keys.roster(service), {self.name: expires})
+            pipe.sadd(self._keys.services(), service)
+            await pipe.execute()
 
     async def _heartbeat_loop(self) -> None:
         """Each tick: publish the heartbeat, renew in-flight leases, take over dead peers."""

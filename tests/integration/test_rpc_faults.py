@@ -360,3 +360,43 @@ async def test_a_caller_that_gives_up_a_call_stops_the_handler(
     await assert_request_stream_clean(redis_client)  # acknowledged long before 20 s
     assert [k async for k in redis_client.scan_iter(match="babel:reply:*")] == []
     worker.assert_alive()
+
+
+async def _equals(probe: Any, expected: int) -> bool:
+    return bool(await probe() == expected)
+
+
+async def _scans(redis: aioredis.Redis) -> int:
+    stats: Any = await redis.info("commandstats")
+    return int(stats.get("cmdstat_scan", {}).get("calls", 0))
+
+
+async def test_discovery_reads_the_roster_not_the_keyspace(
+    start_service_worker: StartWorker, redis_client: aioredis.Redis
+) -> None:
+    """Finding live workers (every /readyz refresh, every LLM translation) costs no SCAN; a
+    worker stopped leaves the roster, a killed one stops counting when its heartbeat expires."""
+    from shared.rpc.stats import discover_services, read_workers
+
+    stopped, stopped_name = await start_echo(start_service_worker, redis_client, "roster-a")
+    killed, killed_name = await start_echo(start_service_worker, redis_client, "roster-b")
+
+    async def count() -> int:
+        return len(await read_workers(redis_client, KEYS, SERVICE))
+
+    async def none_left() -> bool:
+        return await count() == 0
+
+    await wait_until(lambda: _equals(count, 2), timeout_s=20, what="two echo workers")
+    before = await _scans(redis_client)
+    assert SERVICE in await discover_services(redis_client, KEYS)
+    assert {w.worker for w in await read_workers(redis_client, KEYS, SERVICE)} == {
+        stopped_name,
+        killed_name,
+    }
+    assert await _scans(redis_client) == before
+    stopped.stop()
+    assert stopped_name.encode() not in await redis_client.zrange(KEYS.roster(SERVICE), 0, -1)
+    killed.kill()
+    await wait_until(none_left, timeout_s=20, what="the killed worker's heartbeat to expire")
+    assert SERVICE not in await discover_services(redis_client, KEYS)
