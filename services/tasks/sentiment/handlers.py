@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import numpy as np
 
 from services.tasks.sentiment.backend import SentimentBackend
@@ -52,7 +54,7 @@ class SentimentHandlers:
         self, request: SentimentRequest, context: RequestContext
     ) -> SentimentResponse:
         self._validate(request)
-        spans = [self._sentences(text) for text in request.texts]
+        spans = await asyncio.to_thread(lambda: [self._sentences(t) for t in request.texts])
         # One backend call: every text, then the sentences of texts that have several.
         inputs = list(request.texts)
         for text, text_spans in zip(request.texts, spans, strict=True):

@@ -148,7 +148,10 @@ class TranslationHandlers:
     ) -> TranslateResponse:
         self._validate(request)
         target = self._check_target(request.target)
-        jobs = [self._job(text, i, request, target) for i, text in enumerate(request.texts)]
+        # HTML parsing, identification and segmentation are CPU work: off the event loop.
+        jobs = await asyncio.to_thread(
+            lambda: [self._job(text, i, request, target) for i, text in enumerate(request.texts)]
+        )
         alternatives = request.alternatives if request.format == "text" else 0
         translated = await self._translate_all(jobs, target, alternatives, context.deadline)
         translations = []
