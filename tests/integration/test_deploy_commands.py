@@ -10,19 +10,21 @@ interpreter and ``babelstack`` its console script's module (``services.launcher.
 
 Proven here: the workers come up and their ``babelstack health worker`` probe says ready
 (and says not ready for another host, or before a worker exists); the gateway's probe and
-its ``/healthz`` and ``/readyz`` answer and a request goes through; a second retrieval
+its ``/healthz`` and ``/readyz`` answer and a request goes through; the Celery worker runs a
+batch submitted to that gateway; a second retrieval
 process on the same data directory refuses to start with a clear message, and starts once
 the first has stopped; two tasks replicas (``docker compose up --scale tasks=2``) share the
 work, and when one is SIGKILLed holding requests, the other serves every one of them.
 Retrieval has no replicas by design (one writer per data directory). Not run here: the
 generation worker (its entry point and probe are checked in test_deploy_files.py; its engine
-is exercised by the generation tests), the models job (it would download 1.1 GB; its
-arguments are parsed in test_deploy_files.py) and the Celery worker (arrives with the batch work).
+is exercised by the generation tests) and the models job (it would download 1.1 GB; its
+arguments are parsed in test_deploy_files.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import subprocess
 import sys
@@ -197,6 +199,51 @@ def test_gateway_probes_answer_and_a_request_goes_through(deployed: Deployed) ->
     answer = httpx.post(f"{base}/v1/detect", json={"q": "Wie geht es dir heute?"}, timeout=30)
     assert answer.status_code == 200, answer.text
     assert answer.json()["detections"][0]["language"] == "de"
+
+
+def test_the_celery_worker_runs_a_batch_through_the_gateway(deployed: Deployed) -> None:
+    """compose's ``batch`` command line (the Celery worker) as written, sharing the gateway's
+    batch folder: a detect batch submitted to the gateway completes with every line."""
+    deployed.services["batch"] = start_service(deployed, "batch")
+    base = f"http://127.0.0.1:{deployed.gateway_port}"
+    lines = [
+        {"custom_id": f"l{i}", "method": "POST", "url": "/v1/detect", "body": {"q": text}}
+        for i, text in enumerate(SENTENCES.values())
+    ]
+    content = "".join(json.dumps(line) + "\n" for line in lines).encode()
+    with httpx.Client(base_url=base, timeout=30) as http:
+        uploaded = http.post(
+            "/v1/files",
+            data={"purpose": "batch"},
+            files={"file": ("lines.jsonl", content, "application/jsonl")},
+        )
+        assert uploaded.status_code == 200, uploaded.text
+        created = http.post(
+            "/v1/batches",
+            json={
+                "input_file_id": uploaded.json()["id"],
+                "endpoint": "/v1/detect",
+                "completion_window": "24h",
+            },
+        )
+        assert created.status_code == 200, created.text
+        give_up = time.monotonic() + 120
+        while (batch := http.get(f"/v1/batches/{created.json()['id']}").json())["status"] not in (
+            "completed",
+            "failed",
+            "expired",
+            "cancelled",
+        ):
+            deployed.services["batch"].assert_alive()
+            assert time.monotonic() < give_up, deployed.services["batch"].log_tail()
+            time.sleep(0.5)
+        assert batch["status"] == "completed", batch
+        assert batch["request_counts"]["completed"] == len(lines), batch
+        output = http.get(f"/v1/files/{batch['output_file_id']}/content")
+    answers = [json.loads(row) for row in output.text.splitlines()]
+    detected = [a["response"]["body"]["detections"][0]["language"] for a in answers]
+    assert [a["custom_id"] for a in answers] == [line["custom_id"] for line in lines]
+    assert detected == list(SENTENCES)
 
 
 def test_worker_probe_with_redis_unreachable(deployed: Deployed) -> None:

@@ -289,6 +289,38 @@ async def test_sigterm_finishes_in_flight_work_then_exits_cleanly(
     await assert_request_stream_clean(redis_client)
 
 
+async def test_sigterm_grace_running_out_leaves_work_to_another_worker(
+    start_service_worker: StartWorker, redis_client: aioredis.Redis, rpc: RpcClient
+) -> None:
+    """Work longer than the grace period is cancelled, not acknowledged: it stays pending and
+    a live worker takes it over, so its callers get their replies (from the other worker)."""
+    slow, slow_name = await start_echo(
+        start_service_worker, redis_client, "echo-slow", env={"BABEL_WORKER_GRACE_PERIOD_S": "1"}
+    )
+    values = [unique(f"t{i}") for i in range(4)]
+    calls = [
+        asyncio.create_task(rpc.call(SLEEP, SleepRequest(value=v, sleep_ms=4000), timeout_s=40))
+        for v in values
+    ]
+
+    async def holds_all() -> bool:
+        info = await worker_info(redis_client, slow, SERVICE)
+        return info is not None and info.in_flight == 4
+
+    await wait_until(holds_all, timeout_s=10, what="4 requests in flight", watch=[slow])
+    slow.signal(signal.SIGTERM)
+    assert await asyncio.to_thread(slow.wait, 20) == 0
+    assert not any(call.done() for call in calls)
+    assert await pending_count(redis_client, slow_name) == 4
+    other, other_name = await start_echo(start_service_worker, redis_client, "echo-other")
+    replies = await asyncio.gather(*calls)
+    assert [r.value for r in replies] == values
+    assert {r.worker for r in replies} == {other_name}
+    assert all(r.deliveries == 2 for r in replies)
+    await assert_request_stream_clean(redis_client)
+    other.assert_alive()
+
+
 # ---------------------------------------------------------------------- streaming
 async def test_stream_yields_every_chunk_in_order(
     start_service_worker: StartWorker, redis_client: aioredis.Redis, rpc: RpcClient
