@@ -27,6 +27,10 @@ FINALIZE = "babel.batch.finalize"
 
 _RESTORE_INTERVAL_S = 1
 """How often a worker looks for chunks past their visibility timeout (kombu's default: 100 s)."""
+_RESTORE_MUTEX_EXPIRE_S = 10
+"""How long the lock around that look lasts. kombu's default is 300 s: a worker SIGKILLed while
+holding it (with a 1 s interval, likely) would stop every redelivery for five minutes. The
+look itself takes milliseconds; each restore is a Redis transaction, safe if two overlap."""
 
 
 def create_celery(settings: BatchSettings, redis: RedisSettings) -> Celery:
@@ -35,6 +39,7 @@ def create_celery(settings: BatchSettings, redis: RedisSettings) -> Celery:
         "global_keyprefix": settings.key_prefix,
         "unacked_restore_interval": _RESTORE_INTERVAL_S,
         "unacked_restore_throttle": 1,
+        "unacked_mutex_expire": _RESTORE_MUTEX_EXPIRE_S,
     }
     app = Celery("babelstack-batch", broker=redis.url, backend=redis.url, set_as_current=False)
     app.conf.update(
