@@ -66,15 +66,20 @@ class ServiceCaller:
         self.upload_bytes = 0
         """Bytes of uploaded files this gateway has on request streams right now."""
 
+    def _overloaded(self, message: str) -> BabelError:
+        return BabelError(
+            ErrorCode.OVERLOADED,
+            message,
+            retryable=True,
+            retry_after_s=float(self._settings.retry_after_s),
+        )
+
     @contextmanager
     def _slot(self, service: str) -> Iterator[None]:
         limit = self._settings.max_in_flight_per_service
         if self.in_flight[service] >= limit:
-            raise BabelError(
-                ErrorCode.OVERLOADED,
-                f"service {service!r} has {limit} calls in flight from this gateway",
-                retryable=True,
-                retry_after_s=float(self._settings.retry_after_s),
+            raise self._overloaded(
+                f"service {service!r} has {limit} calls in flight from this gateway"
             )
         self.in_flight[service] += 1
         try:
@@ -89,12 +94,9 @@ class ServiceCaller:
         and Redis memory stays bounded whatever the queue depth; past the cap, 503."""
         limit = self._settings.max_upload_bytes_in_flight
         if self.upload_bytes and self.upload_bytes + size > limit:
-            raise BabelError(
-                ErrorCode.OVERLOADED,
+            raise self._overloaded(
                 f"this gateway has {self.upload_bytes} bytes of uploads in flight "
-                f"(limit {limit}); retry shortly",
-                retryable=True,
-                retry_after_s=float(self._settings.retry_after_s),
+                f"(limit {limit}); retry shortly"
             )
         self.upload_bytes += size
         try:

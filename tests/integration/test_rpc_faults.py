@@ -23,6 +23,7 @@ from shared.messages.base import Method
 from shared.messages.langid import DETECT, DetectRequest
 from shared.rpc.client import RpcClient
 from shared.rpc.keys import Keys
+from shared.rpc.stats import discover_services, read_workers
 from tests.support.echo_worker import (
     COUNT,
     PRODUCED_KEY,
@@ -394,10 +395,6 @@ async def test_a_caller_that_gives_up_a_call_stops_the_handler(
     worker.assert_alive()
 
 
-async def _equals(probe: Any, expected: int) -> bool:
-    return bool(await probe() == expected)
-
-
 async def _scans(redis: aioredis.Redis) -> int:
     stats: Any = await redis.info("commandstats")
     return int(stats.get("cmdstat_scan", {}).get("calls", 0))
@@ -408,18 +405,19 @@ async def test_discovery_reads_the_roster_not_the_keyspace(
 ) -> None:
     """Finding live workers (every /readyz refresh, every LLM translation) costs no SCAN; a
     worker stopped leaves the roster, a killed one stops counting when its heartbeat expires."""
-    from shared.rpc.stats import discover_services, read_workers
-
     stopped, stopped_name = await start_echo(start_service_worker, redis_client, "roster-a")
     killed, killed_name = await start_echo(start_service_worker, redis_client, "roster-b")
 
     async def count() -> int:
         return len(await read_workers(redis_client, KEYS, SERVICE))
 
+    async def both() -> bool:
+        return await count() == 2
+
     async def none_left() -> bool:
         return await count() == 0
 
-    await wait_until(lambda: _equals(count, 2), timeout_s=20, what="two echo workers")
+    await wait_until(both, timeout_s=20, what="two echo workers")
     before = await _scans(redis_client)
     assert SERVICE in await discover_services(redis_client, KEYS)
     assert {w.worker for w in await read_workers(redis_client, KEYS, SERVICE)} == {
