@@ -194,8 +194,14 @@ class Worker:
                 task.cancel()
 
     async def _take_over_dead_peers(self) -> None:
+        """Claim dead peers' entries, no more than this worker has free slots for: the rest
+        stay pending on the dead peer (which stays in the group) for a later tick or another
+        worker, so a takeover never runs more than ``concurrency`` requests at once here."""
         for peer in await self._leases.dead_peers():
-            claimed = await self._leases.take(peer, limit=self._settings.concurrency)
+            free = self._settings.concurrency - len(self._in_flight)
+            if free <= 0:
+                break
+            claimed = await self._leases.take(peer, limit=free)
             if claimed:
                 log.info("took over a dead worker's requests", peer=peer, entries=len(claimed))
             for entry in claimed:

@@ -1,0 +1,272 @@
+"""Handlers that fail, crash or run long, and a dead worker holding more than a live one can
+run: real Redis, real worker subprocesses (the test-only ``echo`` service, whose requests say
+which fault to show; see ``tests.support.echo_worker``).
+
+What the contract promises here:
+
+* A handler that raises an unexpected exception is answered ``internal`` (HTTP 500) at once:
+  the error is the reply, the entry is acknowledged and never run again (a retry could repeat
+  the handler's side effects).
+* A request that crashes its worker process (a segfault, an OOM kill) stays pending; each
+  takeover counts a delivery, and after ``BABEL_WORKER_MAX_ATTEMPTS`` deliveries it goes to
+  the dead-letter stream, its caller gets ``dead_lettered`` (HTTP 502) and the worker that
+  found it keeps serving.
+* A handler still running at its deadline is cancelled there; the caller gets one
+  ``deadline_exceeded`` (HTTP 504).
+* A dead worker's pending entries are all run by the workers that take them over, however
+  many it held, none twice, and never more at once on a worker than its concurrency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from shared.errors import BabelError, ErrorCode
+from shared.messages.envelope import ENTRY_FIELD, envelope_decoder
+from shared.rpc.client import RpcClient
+from shared.rpc.keys import Keys
+from shared.rpc.stats import pending_on, read_failover
+from tests.support.echo_worker import (
+    COUNT,
+    CRASH_EXIT,
+    FINISHED_KEY,
+    SERVICE,
+    SLEEP,
+    STARTED_KEY,
+    CountRequest,
+    SleepRequest,
+)
+from tests.support.processes import StartWorker, WorkerProcess
+from tests.support.waiting import wait_for_workers, wait_until, worker_info
+
+pytestmark = pytest.mark.timeout(90)
+
+ECHO_MODULE = "tests.support.echo_worker"
+KEYS = Keys()
+REQUESTS = KEYS.requests(SERVICE)
+GROUP = KEYS.group(SERVICE)
+DEAD = KEYS.dead_letters(SERVICE)
+
+ECHO_ENV = {
+    "BABEL_WORKER_HEARTBEAT_TTL_MS": "1000",
+    "BABEL_WORKER_HEARTBEAT_INTERVAL_MS": "200",
+    # Far out of reach: an entry that moves between workers here moved by a takeover.
+    "BABEL_WORKER_CLAIM_IDLE_MS": "120000",
+    "BABEL_WORKER_BLOCK_MS": "200",
+    "BABEL_WORKER_GRACE_PERIOD_S": "5",
+}
+
+
+async def start_echo(
+    start: StartWorker, redis: aioredis.Redis, name: str, env: Mapping[str, str] | None = None
+) -> tuple[WorkerProcess, str]:
+    """Start one echo worker and wait until it is ready; return it and its consumer name."""
+    worker = start(ECHO_MODULE, name=name, env={**ECHO_ENV, **(env or {})})
+    await wait_for_workers(redis, SERVICE, 1, watch=[worker], timeout_s=30)
+    info = await worker_info(redis, worker, SERVICE)
+    assert info is not None
+    return worker, info.worker
+
+
+async def list_values(redis: aioredis.Redis, key: str) -> list[str]:
+    raw: list[Any] = await redis.lrange(key, 0, -1)
+    return [value.decode() for value in raw]
+
+
+async def assert_request_stream_clean(redis: aioredis.Redis) -> None:
+    """Every request entry was acknowledged and deleted."""
+    summary = await redis.xpending(REQUESTS, GROUP)
+    assert int(summary["pending"]) == 0
+    assert await redis.xlen(REQUESTS) == 0
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+# ---------------------------------------------------------------------- failing handlers
+async def test_a_handler_exception_is_answered_internal_once_and_never_retried(
+    start_service_worker: StartWorker, redis_client: aioredis.Redis
+) -> None:
+    rpc = RpcClient(redis_client, KEYS)
+    worker, _ = await start_echo(
+        start_service_worker, redis_client, "echo", {"BABEL_WORKER_CLAIM_IDLE_MS": "300"}
+    )
+    value = unique("raises")
+
+    with pytest.raises(BabelError) as caught:
+        await rpc.call(SLEEP, SleepRequest(value=value, fail="raise"), timeout_s=10)
+
+    assert caught.value.code is ErrorCode.INTERNAL
+    assert "EchoFailure" in str(caught.value)
+    assert not caught.value.info.retryable
+    # Acknowledged with its error reply: nothing pending that a reclaim (300 ms) could rerun.
+    await assert_request_stream_clean(redis_client)
+    await asyncio.sleep(1.0)
+    assert await list_values(redis_client, STARTED_KEY) == [value]
+    assert await redis_client.xlen(DEAD) == 0
+    assert "handler failed" in worker.log_text()
+    reply = await rpc.call(SLEEP, SleepRequest(value="next"), timeout_s=10)
+    assert reply.value == "next"
+    worker.assert_alive()
+
+
+async def test_a_request_that_crashes_every_worker_is_dead_lettered_after_the_attempt_limit(
+    start_service_worker: StartWorker, redis_client: aioredis.Redis
+) -> None:
+    """A poison request: each worker that runs it dies (exit 86). With MAX_ATTEMPTS=2 it is
+    run twice (two workers die), and the third worker to hold it, finding it delivered a third
+    time, moves it to the dead-letter stream and answers its caller ``dead_lettered``."""
+    rpc = RpcClient(redis_client, KEYS)
+    env = {"BABEL_WORKER_MAX_ATTEMPTS": "2"}
+    workers = [
+        (await start_echo(start_service_worker, redis_client, f"echo-{i}", env))[0]
+        for i in range(3)
+    ]
+    value = unique("poison")
+    started = time.monotonic()
+
+    with pytest.raises(BabelError) as caught:
+        await rpc.call(SLEEP, SleepRequest(value=value, fail="crash"), timeout_s=60)
+
+    assert caught.value.code is ErrorCode.DEAD_LETTERED
+    assert "gave up after 2 deliveries" in str(caught.value)
+    assert time.monotonic() - started < 30  # two takeovers, not the 60 s deadline
+    assert await list_values(redis_client, STARTED_KEY) == [value, value]  # MAX_ATTEMPTS runs
+    crashed = [w for w in workers if not w.alive()]
+    assert [w.process.returncode for w in crashed] == [CRASH_EXIT, CRASH_EXIT]
+    [survivor] = [w for w in workers if w.alive()]
+
+    dead: Any = await redis_client.xrange(DEAD)
+    assert len(dead) == 1
+    fields = dead[0][1]
+    assert fields[b"reason"] == b"gave up after 2 deliveries"
+    assert int(fields[b"deliveries"]) == 3
+    envelope = envelope_decoder.decode(fields[ENTRY_FIELD])  # the request, kept for a look
+    assert envelope.kind == SLEEP.kind
+    await assert_request_stream_clean(redis_client)
+
+    reply = await rpc.call(SLEEP, SleepRequest(value="after-poison"), timeout_s=10)
+    info = await worker_info(redis_client, survivor, SERVICE)
+    assert info is not None
+    assert reply.worker == info.worker
+    assert await redis_client.xlen(DEAD) == 1
+
+
+# ---------------------------------------------------------------------- deadlines
+async def test_a_handler_running_past_its_deadline_is_cancelled_and_answered_once(
+    start_service_worker: StartWorker, redis_client: aioredis.Redis
+) -> None:
+    """The handler starts in time and would sleep 30 s; at the 2 s deadline the worker cancels
+    it and answers ``deadline_exceeded`` once, and the handler never reaches its end."""
+    rpc = RpcClient(redis_client, KEYS)
+    worker, _ = await start_echo(start_service_worker, redis_client, "echo")
+    value = unique("long")
+    started = time.monotonic()
+
+    with pytest.raises(BabelError) as caught:
+        await rpc.call(SLEEP, SleepRequest(value=value, sleep_ms=30_000), timeout_s=2)
+
+    assert caught.value.code is ErrorCode.DEADLINE_EXCEEDED
+    assert time.monotonic() - started < 15  # at the deadline, not after the 30 s handler
+    assert await list_values(redis_client, STARTED_KEY) == [value]  # it did start in time
+
+    async def idle() -> bool:
+        info = await worker_info(redis_client, worker, SERVICE)
+        return info is not None and info.in_flight == 0
+
+    await wait_until(idle, timeout_s=10, what="the handler to be cancelled", watch=[worker])
+    await assert_request_stream_clean(redis_client)  # acknowledged once, with its one reply
+    for key in [k async for k in redis_client.scan_iter(match=KEYS.reply("*"))]:
+        assert await redis_client.llen(key) <= 1  # a reply the caller gave up on, never two
+    assert await list_values(redis_client, FINISHED_KEY) == []  # cancelled, not run out
+    reply = await rpc.call(SLEEP, SleepRequest(value="next"), timeout_s=10)
+    assert reply.value == "next"
+    worker.assert_alive()
+
+
+# ---------------------------------------------------------------------- streams
+async def test_a_stream_that_fails_midway_gives_its_chunks_then_the_error(
+    start_service_worker: StartWorker, redis_client: aioredis.Redis
+) -> None:
+    rpc = RpcClient(redis_client, KEYS)
+    worker, _ = await start_echo(start_service_worker, redis_client, "echo")
+    got: list[int] = []
+
+    async def consume() -> None:
+        async for chunk in rpc.stream(COUNT, CountRequest(n=10, fail_after=3), timeout_s=10):
+            got.append(chunk.i)
+
+    with pytest.raises(BabelError) as caught:
+        await consume()
+
+    assert got == [0, 1, 2]
+    assert caught.value.code is ErrorCode.INTERNAL
+    assert "EchoFailure" in str(caught.value)
+    await assert_request_stream_clean(redis_client)
+    assert [k async for k in redis_client.scan_iter(match=KEYS.reply_stream("*"))] == []
+    assert [c.i async for c in rpc.stream(COUNT, CountRequest(n=3), timeout_s=10)] == [0, 1, 2]
+    worker.assert_alive()
+
+
+# ---------------------------------------------------------------------- takeover in rounds
+async def test_a_dead_worker_holding_more_than_the_takers_concurrency_loses_nothing(
+    start_service_worker: StartWorker, redis_client: aioredis.Redis
+) -> None:
+    """A (concurrency 8) dies holding 8 requests it read in one batch; B (concurrency 3) takes
+    them over as its slots free: 3, 3, then 2. Every request is run by B once, and B never
+    runs more than 3 at a time."""
+    rpc = RpcClient(redis_client, KEYS)
+    victim, victim_name = await start_echo(
+        start_service_worker, redis_client, "echo-a", {"BABEL_WORKER_CONCURRENCY": "8"}
+    )
+    values = [unique(f"h{i}") for i in range(8)]
+    calls = [
+        asyncio.create_task(
+            rpc.call(
+                SLEEP,
+                SleepRequest(value=v, sleep_ms=120_000, redelivered_sleep_ms=1000),
+                timeout_s=80,
+            )
+        )
+        for v in values
+    ]
+
+    async def victim_holds_all() -> bool:
+        return len(await pending_on(redis_client, KEYS, SERVICE, victim_name)) == 8
+
+    await wait_until(victim_holds_all, timeout_s=20, what="A holding 8", watch=[victim])
+    taker, taker_name = await start_echo(
+        start_service_worker, redis_client, "echo-b", {"BABEL_WORKER_CONCURRENCY": "3"}
+    )
+    await asyncio.to_thread(victim.kill)
+
+    most = 0
+
+    async def all_replied() -> bool:
+        nonlocal most
+        info = await worker_info(redis_client, taker, SERVICE)
+        most = max(most, info.in_flight if info is not None else 0)
+        return all(call.done() for call in calls)
+
+    await wait_until(all_replied, timeout_s=60, what="every reply", watch=[taker])
+    replies = [call.result() for call in calls]
+
+    assert [r.value for r in replies] == values
+    assert {r.worker for r in replies} == {taker_name}
+    assert all(r.deliveries == 2 for r in replies)
+    assert sorted(await list_values(redis_client, STARTED_KEY)) == sorted(values * 2)
+    assert sorted(await list_values(redis_client, FINISHED_KEY)) == sorted(values)
+    assert 0 < most <= 3, f"the taker ran {most} requests at once (concurrency 3)"
+    failover = await read_failover(redis_client, KEYS, SERVICE)
+    assert (failover.taken_over, failover.reclaimed) == (8, 0)
+    assert failover.takeovers >= 3  # in rounds, as slots freed
+    assert await redis_client.xlen(DEAD) == 0
+    await assert_request_stream_clean(redis_client)
