@@ -127,6 +127,13 @@ class ServiceCaller:
                     retryable=True,
                     retry_after_s=float(self._settings.retry_after_s),
                 ) from exc
+            if exc.code == ErrorCode.UNAVAILABLE and exc.info.retry_after_s is None:
+                raise BabelError(  # e.g. Redis lost mid-call: say when to try again
+                    ErrorCode.UNAVAILABLE,
+                    str(exc),
+                    retryable=True,
+                    retry_after_s=float(self._settings.retry_after_s),
+                ) from exc
             raise
 
     async def stream(

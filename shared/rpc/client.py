@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -22,6 +23,7 @@ from shared.messages.envelope import (
     encode,
     reply_decoder,
 )
+from shared.rpc.connection import REDIS_DOWN
 from shared.rpc.handlers import serving_context
 from shared.rpc.keys import Keys
 
@@ -29,6 +31,18 @@ _decoders: dict[type[Any], msgspec.msgpack.Decoder[Any]] = {}
 
 REPLY_GRACE_S = 0.5
 """Extra wait past the deadline, so that a worker's ``deadline_exceeded`` reply arrives."""
+
+
+def broker_unreachable(service: str, exc: BaseException) -> BabelError:
+    """The error of a call that lost Redis (down, restarting): retryable, never ``internal``.
+    A request sent before the connection broke may still run; a retry is an at-least-once
+    delivery, as after a worker's death."""
+    return BabelError(
+        ErrorCode.UNAVAILABLE,
+        f"the message broker (Redis) is unreachable; call to {service!r} not completed "
+        f"({type(exc).__name__})",
+        retryable=True,
+    )
 
 
 def decode_payload(raw: bytes, kind: type[Message]) -> Any:
@@ -120,6 +134,8 @@ class RpcClient:
             # handler too: a generation request is aborted in the engine.
             await asyncio.shield(self._abandon(envelope.id, envelope.reply_to, cancel=True))
             raise
+        except REDIS_DOWN as exc:
+            raise broker_unreachable(method.service, exc) from exc
         if popped is None:
             raise BabelError(
                 ErrorCode.DEADLINE_EXCEEDED,
@@ -162,7 +178,12 @@ class RpcClient:
         stream_key = envelope.reply_to
         give_up_at = time.monotonic() + wait_s
         finished = False
-        await self._redis.xadd(self._keys.requests(method.service), {ENTRY_FIELD: encode(envelope)})
+        try:
+            await self._redis.xadd(
+                self._keys.requests(method.service), {ENTRY_FIELD: encode(envelope)}
+            )
+        except REDIS_DOWN as exc:
+            raise broker_unreachable(method.service, exc) from exc
         last_id: bytes | str = "0-0"
         expected_seq = 0
         try:
@@ -197,14 +218,19 @@ class RpcClient:
                         if chunk.done:
                             finished = True
                             return
+        except REDIS_DOWN as exc:
+            raise broker_unreachable(method.service, exc) from exc
         finally:
             # Shielded: a caller cancelled by its HTTP client (anyio re-cancels every await in
             # a cancelled scope) must still tell the worker to stop and drop the reply stream.
             await asyncio.shield(self._abandon(envelope.id, stream_key, cancel=not finished))
 
     async def _abandon(self, request_id: str, stream_key: str, *, cancel: bool) -> None:
-        async with self._redis.pipeline(transaction=False) as pipe:
-            if cancel:
-                pipe.set(self._keys.cancel(request_id), b"1", ex=self._reply_ttl_s)
-            pipe.delete(stream_key)
-            await pipe.execute()
+        """Best effort: with Redis unreachable, the reply's TTL cleans up instead (and the
+        worker, unable to write, stops on its own)."""
+        with contextlib.suppress(*REDIS_DOWN):
+            async with self._redis.pipeline(transaction=False) as pipe:
+                if cancel:
+                    pipe.set(self._keys.cancel(request_id), b"1", ex=self._reply_ttl_s)
+                pipe.delete(stream_key)
+                await pipe.execute()

@@ -17,8 +17,6 @@ import time
 from dataclasses import dataclass
 
 import msgspec
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shared.errors import BabelError, ErrorCode
 from shared.messages.base import Message
@@ -30,6 +28,7 @@ from shared.messages.envelope import (
     envelope_decoder,
 )
 from shared.rpc.client import decode_payload
+from shared.rpc.connection import REDIS_DOWN
 from shared.rpc.handlers import HandlerRegistry, RequestContext, Route, serving
 from shared.rpc.replies import ReplyWriter
 from shared.settings import WorkerSettings
@@ -37,7 +36,6 @@ from shared.telemetry import bound_context, get_logger
 
 log = get_logger(__name__)
 
-REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
 CANCEL_POLL_S = 0.5
 """How often a running unary handler's cancel key is checked."""
 
@@ -214,7 +212,7 @@ class Dispatcher:
         try:
             while not task.done():
                 await asyncio.wait({task}, timeout=CANCEL_POLL_S)
-                if not task.done() and await self._writer.cancelled(envelope):
+                if not task.done() and await self._cancel_requested(envelope):
                     return None
             return task.result()
         finally:
@@ -222,6 +220,14 @@ class Dispatcher:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+
+    async def _cancel_requested(self, envelope: Envelope) -> bool:
+        """Whether the caller set the cancel key; a Redis blip is not a cancel, so the handler
+        runs on and its reply is written once Redis answers again."""
+        try:
+            return await self._writer.cancelled(envelope)
+        except REDIS_DOWN:
+            return False
 
     async def _serve_stream(
         self,

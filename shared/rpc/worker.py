@@ -26,7 +26,8 @@ from redis.exceptions import ResponseError
 
 from shared.messages.envelope import encode
 from shared.messages.system import PingReply, PingRequest, SelfCheck, WorkerInfo, ping_method
-from shared.rpc.dispatch import REDIS_DOWN, Dispatcher, WorkerCounters
+from shared.rpc.connection import REDIS_DOWN
+from shared.rpc.dispatch import Dispatcher, WorkerCounters
 from shared.rpc.handlers import HandlerRegistry, RequestContext
 from shared.rpc.keys import Keys
 from shared.rpc.leases import Leases
