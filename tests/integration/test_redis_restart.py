@@ -34,8 +34,8 @@ from shared.rpc.connection import connect
 from shared.rpc.keys import Keys
 from shared.settings import RedisSettings
 from tests.support.durable_redis import DurableRedis, start_durable_redis
+from tests.support.echo_worker import FINISHED_KEY, SLEEP, STARTED_KEY, SleepRequest
 from tests.support.echo_worker import SERVICE as ECHO
-from tests.support.echo_worker import SLEEP, STARTED_KEY, SleepRequest
 from tests.support.gateway_process import GatewayProcess, start_gateway, wait_ready
 from tests.support.problems import PROBLEM
 from tests.support.processes import WorkerProcess, start_worker
@@ -163,7 +163,13 @@ class Restart:
     recovered_at: float
 
 
-async def restart_under_load(stack: Stack, redis: aioredis.Redis, *, empty: bool) -> Restart:
+async def restart_under_load(
+    stack: Stack,
+    redis: aioredis.Redis,
+    *,
+    empty: bool,
+    ready_to_kill: Callable[[], Awaitable[bool]] | None = None,
+) -> Restart:
     """Run the three callers; once each succeeded 3 times, SIGKILL Redis, start it again 1.5 s
     later (``empty``: without its AOF), and stop once each succeeded 3 more times. Asserts
     that the gateway and workers lived through it and answer again."""
@@ -187,6 +193,10 @@ async def restart_under_load(stack: Stack, redis: aioredis.Redis, *, empty: bool
                 return all(load.succeeded_since(kind, since) >= 3 for kind in KINDS)
 
             await wait_until(lambda: each_succeeded(0.0), timeout_s=30, what="load before")
+            if ready_to_kill is not None:
+                await wait_until(ready_to_kill, timeout_s=30, what="ready to kill Redis")
+            # Four pooled connections of the product's own client (shared.rpc.connection).
+            await asyncio.gather(*(redis.blpop(["test:nothing"], timeout=0.2) for _ in range(4)))
             killed_at = time.monotonic()
             await asyncio.to_thread(stack.redis.kill)
             if empty:
@@ -194,6 +204,9 @@ async def restart_under_load(stack: Stack, redis: aioredis.Redis, *, empty: bool
             await asyncio.sleep(1.5)  # calls fail meanwhile; workers and gateway retry
             await asyncio.to_thread(stack.redis.start)
             restarted_at = time.monotonic()
+            # Its pooled connections died with the server but look open: each is replaced on
+            # its first use instead of failing a command.
+            await asyncio.gather(*(redis.ping() for _ in range(4)))
             await wait_until(
                 lambda: each_succeeded(restarted_at),
                 timeout_s=60,
@@ -232,8 +245,18 @@ async def test_redis_killed_under_load_comes_back_and_loses_nothing_acknowledged
     stack: Stack,
 ) -> None:
     redis = connect(RedisSettings(url=stack.redis.url))
+    # A call whose handler runs through the outage: it must run once, to its end (a failed
+    # cancel-key poll is not a cancel), not be cancelled and run again.
+    through = f"through-{uuid.uuid4().hex[:8]}"
+    long_call = asyncio.create_task(
+        RpcClient(redis, KEYS).call(SLEEP, SleepRequest(value=through, sleep_ms=5000))
+    )
+
+    async def long_call_running() -> bool:
+        return through.encode() in await redis.lrange(STARTED_KEY, 0, -1)
+
     try:
-        run = await restart_under_load(stack, redis, empty=False)
+        run = await restart_under_load(stack, redis, empty=False, ready_to_kill=long_call_running)
 
         # Acknowledged before the kill (and after): the handler's write is in Redis still.
         recorded = {v.decode() for v in await redis.lrange(STARTED_KEY, 0, -1)}
@@ -242,7 +265,14 @@ async def test_redis_killed_under_load_comes_back_and_loses_nothing_acknowledged
         assert [o.value for o in replied if o.value not in recorded] == []
         # Work left pending by the outage (a reply that could not be written) is run again.
         await wait_until(lambda: drained(redis), timeout_s=30, what="the streams to drain")
+        with pytest.raises(BabelError) as caught:  # its caller's connection died with Redis
+            await long_call
+        assert caught.value.code is ErrorCode.UNAVAILABLE
+        started: list[Any] = await redis.lrange(STARTED_KEY, 0, -1)
+        finished: list[Any] = await redis.lrange(FINISHED_KEY, 0, -1)
+        assert (started.count(through.encode()), finished.count(through.encode())) == (1, 1)
     finally:
+        long_call.cancel()
         await redis.aclose()
 
 
