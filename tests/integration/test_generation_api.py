@@ -624,13 +624,38 @@ def _post(stack: Stack, path: str, body: dict[str, Any], headers: dict[str, str]
 
 # ---------------------------------------------------------------------- a dead engine (last)
 def test_a_dead_engine_takes_its_worker_out(stack: Stack, http: httpx.Client) -> None:
-    """SIGKILL the vLLM engine processes under the worker: the worker must not stay "ready"
-    answering 500s; it stops taking work, calls get 503, and it exits (status 70) so that its
-    supervisor restarts it. This ends the module's generation worker: it runs last."""
+    """SIGKILL the vLLM engine processes under the worker while it streams an answer: the
+    stream's client gets the tokens sent so far, then an SSE error event (retryable), then
+    [DONE]. The worker must not stay "ready" answering 500s; it stops taking work, calls get
+    503, and it exits (status 70) so that its supervisor restarts it. This ends the module's
+    generation worker: it runs last."""
     engine_processes = descendants(stack.generation.pid)
     assert engine_processes, "the worker has no engine processes"
-    for pid in engine_processes:
-        os.kill(pid, signal.SIGKILL)
+    body = {
+        "model": TEST_MODEL,
+        "messages": [{"role": "user", "content": "Write a very long story about the sea."}],
+        "max_tokens": 1500,
+        "temperature": 0,
+        "stream": True,
+    }
+    events: list[Any] = []
+    with http.stream("POST", "/v1/chat/completions", json=body) as response:
+        assert response.status_code == 200
+        for line in response.iter_lines():
+            if not line.startswith("data: "):
+                continue
+            data = line.removeprefix("data: ")
+            events.append(data if data == "[DONE]" else json.loads(data))
+            if len(events) == 5:  # mid-stream: the engine dies under it
+                for pid in engine_processes:
+                    os.kill(pid, signal.SIGKILL)
+    assert events[-1] == "[DONE]", events[-3:]
+    *chunks, error_event, _ = events
+    assert len(chunks) >= 5
+    assert all("choices" in chunk and "error" not in chunk for chunk in chunks), chunks
+    assert any(c["choices"][0]["delta"].get("content") for c in chunks if c["choices"])
+    error = error_event["error"]
+    assert (error["code"], error["retryable"]) == ("unavailable", True), error_event
     statuses = []
     deadline = time.monotonic() + 60
     while stack.generation.alive() and time.monotonic() < deadline:
