@@ -2,10 +2,12 @@
 start again on the same port and data directory (what a restarted Redis pod or container
 does). Started and stopped by its own pid.
 
-``appendfsync everysec`` (the production setting): Redis appends every write to the AOF with
-``write()`` before it replies, so a killed Redis *process* loses nothing it acknowledged; the
-once-a-second ``fsync`` bounds the loss (to about a second) only when the whole machine
-fails, which a test cannot stage. ``always`` would cover that too, at a large cost per write.
+``appendfsync everysec``, the setting of compose.yaml and the Kubernetes manifests: Redis
+appends every write to the AOF (``write()``) before it sends the reply, so a killed Redis
+*process* loses nothing it acknowledged (unless a slow disk's background ``fsync`` made it
+hold the append back, at most 2 s; not on a test machine's idle disk). The once-a-second
+``fsync`` bounds the loss to about a second only when the whole machine fails, which a test
+cannot stage; ``always`` would cover that too, at a large cost per write.
 """
 
 from __future__ import annotations
