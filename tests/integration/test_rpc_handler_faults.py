@@ -14,7 +14,8 @@ What the contract promises here:
 * A handler still running at its deadline is cancelled there; the caller gets one
   ``deadline_exceeded`` (HTTP 504).
 * A dead worker's pending entries are all run by the workers that take them over, however
-  many it held, none twice, and never more at once on a worker than its concurrency.
+  many it held, started or only delivered, none twice, and never more at once on a worker
+  than its concurrency.
 """
 
 from __future__ import annotations
@@ -85,6 +86,10 @@ async def assert_request_stream_clean(redis: aioredis.Redis) -> None:
     summary = await redis.xpending(REQUESTS, GROUP)
     assert int(summary["pending"]) == 0
     assert await redis.xlen(REQUESTS) == 0
+
+
+async def queued(redis: aioredis.Redis, count: int) -> bool:
+    return int(await redis.xlen(REQUESTS)) == count
 
 
 def unique(prefix: str) -> str:
@@ -269,4 +274,47 @@ async def test_a_dead_worker_holding_more_than_the_takers_concurrency_loses_noth
     assert (failover.taken_over, failover.reclaimed) == (8, 0)
     assert failover.takeovers >= 3  # in rounds, as slots freed
     assert await redis_client.xlen(DEAD) == 0
+    await assert_request_stream_clean(redis_client)
+
+
+async def test_entries_delivered_to_a_worker_that_never_started_them_are_run_once(
+    redis_client: aioredis.Redis, start_service_worker: StartWorker
+) -> None:
+    """A worker that died between reading a batch (XREADGROUP) and starting it leaves entries
+    pending that no handler ever saw: here the batch is read by the test, as consumer
+    ``ghost``, with no heartbeat. The takeover lists a dead consumer's entries by XPENDING,
+    so they are taken over like started ones: each runs once, on a worker that never runs
+    more than its concurrency (2) of them at a time, and the ghost leaves the group."""
+    rpc = RpcClient(redis_client, KEYS)
+    await redis_client.xgroup_create(REQUESTS, GROUP, id="0", mkstream=True)
+    values = [unique(f"n{i}") for i in range(5)]
+    calls = [
+        asyncio.create_task(rpc.call(SLEEP, SleepRequest(value=v, sleep_ms=500), timeout_s=60))
+        for v in values
+    ]
+    await wait_until(lambda: queued(redis_client, 5), timeout_s=10, what="5 requests queued")
+    read: Any = await redis_client.xreadgroup(GROUP, "ghost", {REQUESTS: ">"}, count=5)
+    assert len(read[0][1]) == 5
+    taker, taker_name = await start_echo(
+        start_service_worker, redis_client, "echo-b", {"BABEL_WORKER_CONCURRENCY": "2"}
+    )
+
+    most = 0
+
+    async def all_replied() -> bool:
+        nonlocal most
+        info = await worker_info(redis_client, taker, SERVICE)
+        most = max(most, info.in_flight if info is not None else 0)
+        return all(call.done() for call in calls)
+
+    await wait_until(all_replied, timeout_s=40, what="every reply", watch=[taker])
+    replies = [call.result() for call in calls]
+
+    assert [r.value for r in replies] == values
+    assert {r.worker for r in replies} == {taker_name}
+    assert all(r.deliveries == 2 for r in replies)
+    assert sorted(await list_values(redis_client, STARTED_KEY)) == sorted(values)  # once each
+    assert 0 < most <= 2, f"the taker ran {most} requests at once (concurrency 2)"
+    consumers: list[dict[str, Any]] = await redis_client.xinfo_consumers(REQUESTS, GROUP)
+    assert [c["name"].decode() for c in consumers] == [taker_name]
     await assert_request_stream_clean(redis_client)
