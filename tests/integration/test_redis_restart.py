@@ -249,7 +249,7 @@ async def test_redis_killed_under_load_comes_back_and_loses_nothing_acknowledged
     # cancel-key poll is not a cancel), not be cancelled and run again.
     through = f"through-{uuid.uuid4().hex[:8]}"
     long_call = asyncio.create_task(
-        RpcClient(redis, KEYS).call(SLEEP, SleepRequest(value=through, sleep_ms=5000))
+        RpcClient(redis, KEYS).call(SLEEP, SleepRequest(value=through, sleep_ms=8000))
     )
 
     async def long_call_running() -> bool:
