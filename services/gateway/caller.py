@@ -127,10 +127,12 @@ class ServiceCaller:
                     retryable=True,
                     retry_after_s=float(self._settings.retry_after_s),
                 ) from exc
-            if exc.code == ErrorCode.UNAVAILABLE and exc.info.retry_after_s is None:
-                raise BabelError(  # e.g. Redis lost mid-call: say when to try again
+            retry_unsaid = exc.info.retryable and exc.info.retry_after_s is None
+            if exc.code == ErrorCode.UNAVAILABLE and retry_unsaid:  # e.g. Redis lost mid-call
+                raise BabelError(
                     ErrorCode.UNAVAILABLE,
-                    str(exc),
+                    exc.info.message,
+                    field=exc.info.field,
                     retryable=True,
                     retry_after_s=float(self._settings.retry_after_s),
                 ) from exc

@@ -12,7 +12,8 @@ started again on the same port and directory.
 records the request's value in Redis (RPUSH, acknowledged by Redis) before it replies, so
 every value whose reply came back must still be in Redis after the restart. A call made while
 Redis is down may fail, but only with a clear, retryable answer (HTTP 503 or 504 as problem
-details; ``unavailable`` or ``deadline_exceeded`` over RPC), never a hang or a 500.
+details, a 503 with Retry-After; ``unavailable`` or ``deadline_exceeded`` over RPC), never a
+hang or a 500.
 """
 
 from __future__ import annotations
@@ -133,6 +134,7 @@ async def http_call(
         response.status_code in RETRYABLE_HTTP
         and response.headers.get("content-type", "").startswith(PROBLEM)
         and response.json().get("retryable") is True
+        and (response.status_code != 503 or "retry-after" in response.headers)
     )
     return Outcome(kind, started, time.monotonic(), False, ("clear " if clear else "") + detail)
 
