@@ -64,7 +64,7 @@ async def wait_for_workers(
     service: str,
     count: int,
     *,
-    timeout_s: float = 20.0,
+    timeout_s: float = 60.0,
     watch: Iterable[WorkerProcess] = (),
     keys: Keys | None = None,
 ) -> list[WorkerInfo]:
