@@ -27,6 +27,32 @@ class Embedder(Protocol):
         ...
 
 
+PADDING_SLACK_CHARS = 64
+"""Texts up to this many characters longer than a batch's shortest share its batch anyway."""
+
+
+def length_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Indexes of texts in batches for the model: sorted by length, at most ``batch_size``
+    each, and a new batch wherever a text is over twice (+ ``PADDING_SLACK_CHARS``) as long
+    as the batch's first. Every text of a batch is padded to its longest: one 512-token text
+    among 31 short ones made the whole batch cost 32 long texts (a sentiment request of one
+    long text and its 200 sentences took 34 s instead of 1.5 s). The extra batches are at
+    most one per doubling of length."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    batches: list[list[int]] = []
+    for i in order:
+        current = batches[-1] if batches else None
+        if (
+            current is None
+            or len(current) >= batch_size
+            or lengths[i] > 2 * lengths[current[0]] + PADDING_SLACK_CHARS
+        ):
+            batches.append([i])
+        else:
+            current.append(i)
+    return batches
+
+
 def default_prefixes(model_name: str) -> tuple[str, str]:
     return ("query: ", "passage: ") if "e5" in model_name.lower() else ("", "")
 
@@ -79,11 +105,9 @@ class SentenceTransformerEmbedder:
         import torch
 
         prefix = self._query_prefix if input_type == "query" else self._passage_prefix
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         vectors = np.zeros((len(texts), self.dim), dtype=np.float32)
         tokens = [0] * len(texts)
-        for start in range(0, len(order), self._batch_size):
-            rows = order[start : start + self._batch_size]
+        for rows in length_batches([len(text) for text in texts], self._batch_size):
             features = self._model.preprocess([prefix + texts[i] for i in rows])
             counts = features["attention_mask"].sum(dim=1).tolist()
             features = {

@@ -15,7 +15,7 @@ import pytest
 
 from shared.errors import BabelError, ErrorCode
 from shared.messages.retrieval import InputType
-from shared.models.embedder import BatchingEmbedder
+from shared.models.embedder import BatchingEmbedder, length_batches
 
 
 class RecordingFakeEmbedder:
@@ -115,3 +115,18 @@ async def test_a_cancelled_request_is_not_embedded() -> None:
     await first
     await batcher.embed(["after"], "query")
     assert not any(text.startswith("gone") for call in fake.calls for text in call)
+
+
+def test_a_long_text_never_pads_a_batch_of_short_ones() -> None:
+    """Issue 11: every text of a model batch is padded to its longest, so the model's batches
+    are cut where lengths double (plus some slack): a 2,000-character text among 200 short
+    sentences gets a batch of its own, and the short ones still share full batches."""
+    lengths = [2_000] + [3] * 200
+    batches = length_batches(lengths, batch_size=32)
+    assert batches[-1] == [0]
+    assert [len(b) for b in batches[:-1]] == [32] * 6 + [8]
+    assert sorted(i for b in batches for i in b) == list(range(201))
+    # lengths in one doubling (+ slack) share batches; each doubling past it starts one
+    assert len(length_batches([10, 40, 70], batch_size=32)) == 1
+    assert [len(b) for b in length_batches([100, 200, 300, 600, 1500], 32)] == [2, 2, 1]
+    assert length_batches([], batch_size=32) == []
