@@ -138,11 +138,14 @@ class _Pending:
 class BatchingEmbedder:
     """Collects texts from concurrent requests into shared batches, one model call at a time.
 
-    Two queues: interactive texts go first; bulk texts fill the batches they leave. A bulk
-    request is fed in slices of ``2 × batch_size`` texts (the next slice after the previous is
-    embedded), so bulk work never holds more than that per request in the queue. Interactive
-    texts are refused with ``overloaded`` (503 + Retry-After) when ``max_queued`` of them are
-    already waiting, instead of the queue growing without bound.
+    Two queues: interactive texts go first. A model call holds texts of one queue only (with
+    bulk texts in it, an interactive call took as long as they did: searches during an ingest
+    waited 10 s instead of 0.2), and bulk texts go in calls of ``bulk_batch_size`` (a quarter
+    of ``batch_size`` by default), so an interactive text that arrives meanwhile waits for one
+    short call at most. A bulk request is fed in slices of ``2 × batch_size`` texts (the next
+    slice after the previous is embedded), so bulk work never holds more than that per request
+    in the queue. Interactive texts are refused with ``overloaded`` (503 + Retry-After) when
+    ``max_queued`` of them are already waiting, instead of the queue growing without bound.
     """
 
     def __init__(
@@ -153,9 +156,11 @@ class BatchingEmbedder:
         *,
         max_queued: int = 4_096,
         retry_after_s: float = 1.0,
+        bulk_batch_size: int | None = None,
     ) -> None:
         self.embedder = embedder
         self._batch_size = batch_size
+        self._bulk_batch_size = bulk_batch_size or max(1, batch_size // 4)
         self._max_wait_s = max_wait_ms / 1000
         self._max_queued = max_queued
         self._retry_after_s = retry_after_s
@@ -209,20 +214,25 @@ class BatchingEmbedder:
                 item.future.cancel()
             raise
 
-    def _take(self, limit: int) -> list[_Pending]:
+    def _take(self, priority: Priority, limit: int) -> list[_Pending]:
+        queue = self._queues[priority]
         taken: list[_Pending] = []
-        for queue in self._queues.values():  # interactive first
-            while queue and len(taken) < limit:
-                item = queue.popleft()
-                if not item.future.done():
-                    taken.append(item)
+        while queue and len(taken) < limit:
+            item = queue.popleft()
+            if not item.future.done():
+                taken.append(item)
         return taken
 
     async def _collect(self) -> list[_Pending]:
+        """The next model call's texts: interactive ones (waiting ``max_wait_ms`` for more to
+        share the call), else a bulk call of ``bulk_batch_size`` at once."""
         while True:
-            batch = self._take(self._batch_size)
+            batch = self._take("interactive", self._batch_size)
             if batch:
                 break
+            bulk = self._take("bulk", self._bulk_batch_size)
+            if bulk:
+                return bulk
             self._arrived.clear()
             await self._arrived.wait()
         loop = asyncio.get_running_loop()
@@ -236,7 +246,7 @@ class BatchingEmbedder:
                 await asyncio.wait_for(self._arrived.wait(), remaining)
             except TimeoutError:
                 break
-            batch.extend(self._take(self._batch_size - len(batch)))
+            batch.extend(self._take("interactive", self._batch_size - len(batch)))
         return batch
 
     async def _run(self) -> None:

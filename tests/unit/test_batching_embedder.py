@@ -70,6 +70,27 @@ async def test_interactive_texts_overtake_a_queued_bulk_ingest() -> None:
     assert sum(len(call) for call in fake.calls) == 41
 
 
+async def test_model_calls_never_mix_interactive_and_bulk_texts() -> None:
+    """Issue 11: a call with bulk texts in it takes as long as they do, so interactive texts
+    get calls of their own, and bulk calls are small (a quarter of the batch size), so an
+    interactive text waits for one short call at most."""
+    fake = RecordingFakeEmbedder()
+    batcher = BatchingEmbedder(fake, batch_size=8, max_wait_ms=1)
+    fake.gate.clear()
+    bulk = asyncio.create_task(
+        batcher.embed([f"bulk-{i}" for i in range(40)], "passage", priority="bulk")
+    )
+    await _until(lambda: batcher.batches == 1)
+    searches = [asyncio.create_task(batcher.embed([f"search-{i}"], "query")) for i in range(3)]
+    await _until(lambda: batcher.queued("interactive") == 3)
+    fake.gate.set()
+    await asyncio.gather(bulk, *searches)
+    kinds = [{text.split("-")[0] for text in call} for call in fake.calls]
+    assert all(len(kind) == 1 for kind in kinds), fake.calls
+    assert fake.calls[1] == ["search-0", "search-1", "search-2"], fake.calls[:3]
+    assert max(len(call) for call in fake.calls if call[0].startswith("bulk")) == 2
+
+
 async def test_bulk_work_is_fed_in_slices() -> None:
     fake = RecordingFakeEmbedder()
     batcher = BatchingEmbedder(fake, batch_size=4, max_wait_ms=1)
