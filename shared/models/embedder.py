@@ -139,13 +139,15 @@ class BatchingEmbedder:
     """Collects texts from concurrent requests into shared batches, one model call at a time.
 
     Two queues: interactive texts go first. A model call holds texts of one queue only (with
-    bulk texts in it, an interactive call took as long as they did: searches during an ingest
-    waited 10 s instead of 0.2), and bulk texts go in calls of ``bulk_batch_size`` (a quarter
-    of ``batch_size`` by default), so an interactive text that arrives meanwhile waits for one
-    short call at most. A bulk request is fed in slices of ``2 × batch_size`` texts (the next
-    slice after the previous is embedded), so bulk work never holds more than that per request
-    in the queue. Interactive texts are refused with ``overloaded`` (503 + Retry-After) when
-    ``max_queued`` of them are already waiting, instead of the queue growing without bound.
+    bulk texts in it, an interactive call took as long as they did), and bulk calls are sized
+    to take about ``bulk_call_s`` (from the pace of the previous ones; ``bulk_batch_size``, a
+    quarter of ``batch_size`` by default, until measured; at least one text), so an
+    interactive text that arrives meanwhile waits for one short call at most: searches during
+    an ingest waited 10 s for calls of 32 chunks on a busy CPU. A bulk request is fed in
+    slices of ``2 × batch_size`` texts (the next slice after the previous is embedded), so bulk
+    work never holds more than that per request in the queue. Interactive texts are refused
+    with ``overloaded`` (503 + Retry-After) when ``max_queued`` of them are already waiting,
+    instead of the queue growing without bound.
     """
 
     def __init__(
@@ -157,10 +159,14 @@ class BatchingEmbedder:
         max_queued: int = 4_096,
         retry_after_s: float = 1.0,
         bulk_batch_size: int | None = None,
+        bulk_call_s: float = 0.1,
     ) -> None:
         self.embedder = embedder
         self._batch_size = batch_size
         self._bulk_batch_size = bulk_batch_size or max(1, batch_size // 4)
+        self._bulk_call_s = bulk_call_s
+        self._bulk_s_per_text = 0.0
+        """Seconds per text of recent bulk calls (0 until one is measured)."""
         self._max_wait_s = max_wait_ms / 1000
         self._max_queued = max_queued
         self._retry_after_s = retry_after_s
@@ -223,16 +229,27 @@ class BatchingEmbedder:
                 taken.append(item)
         return taken
 
-    async def _collect(self) -> list[_Pending]:
+    def _bulk_limit(self) -> int:
+        if self._bulk_s_per_text <= 0:
+            return self._bulk_batch_size
+        fitting = int(self._bulk_call_s / self._bulk_s_per_text)
+        return max(1, min(self._batch_size, fitting))
+
+    def _learn_bulk_pace(self, seconds: float, texts: int) -> None:
+        pace = seconds / texts
+        known = self._bulk_s_per_text
+        self._bulk_s_per_text = pace if known <= 0 else 0.7 * known + 0.3 * pace
+
+    async def _collect(self) -> tuple[list[_Pending], bool]:
         """The next model call's texts: interactive ones (waiting ``max_wait_ms`` for more to
-        share the call), else a bulk call of ``bulk_batch_size`` at once."""
+        share the call), else at once a bulk call sized to its pace; True for bulk."""
         while True:
             batch = self._take("interactive", self._batch_size)
             if batch:
                 break
-            bulk = self._take("bulk", self._bulk_batch_size)
+            bulk = self._take("bulk", self._bulk_limit())
             if bulk:
-                return bulk
+                return bulk, True
             self._arrived.clear()
             await self._arrived.wait()
         loop = asyncio.get_running_loop()
@@ -247,11 +264,13 @@ class BatchingEmbedder:
             except TimeoutError:
                 break
             batch.extend(self._take("interactive", self._batch_size - len(batch)))
-        return batch
+        return batch, False
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
-            batch = [item for item in await self._collect() if not item.future.done()]
+            collected, bulk = await self._collect()
+            batch = [item for item in collected if not item.future.done()]
             for input_type in ("query", "passage"):
                 group = sorted(
                     (item for item in batch if item.input_type == input_type),
@@ -259,7 +278,10 @@ class BatchingEmbedder:
                 )
                 if group:
                     self.batches += 1
+                    started = loop.time()
                     await self._encode_group(group, input_type)
+                    if bulk:
+                        self._learn_bulk_pace(loop.time() - started, len(group))
 
     async def _encode_group(self, group: list[_Pending], input_type: InputType) -> None:
         try:

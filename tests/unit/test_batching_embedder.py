@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -72,8 +73,7 @@ async def test_interactive_texts_overtake_a_queued_bulk_ingest() -> None:
 
 async def test_model_calls_never_mix_interactive_and_bulk_texts() -> None:
     """Issue 11: a call with bulk texts in it takes as long as they do, so interactive texts
-    get calls of their own, and bulk calls are small (a quarter of the batch size), so an
-    interactive text waits for one short call at most."""
+    get calls of their own; the first bulk call is a quarter of the batch size."""
     fake = RecordingFakeEmbedder()
     batcher = BatchingEmbedder(fake, batch_size=8, max_wait_ms=1)
     fake.gate.clear()
@@ -88,7 +88,34 @@ async def test_model_calls_never_mix_interactive_and_bulk_texts() -> None:
     kinds = [{text.split("-")[0] for text in call} for call in fake.calls]
     assert all(len(kind) == 1 for kind in kinds), fake.calls
     assert fake.calls[1] == ["search-0", "search-1", "search-2"], fake.calls[:3]
-    assert max(len(call) for call in fake.calls if call[0].startswith("bulk")) == 2
+    assert len(fake.calls[0]) == 2
+
+
+class SlowFakeEmbedder(RecordingFakeEmbedder):
+    """A fake model that takes ``seconds_per_text`` for each text of a call."""
+
+    def __init__(self, seconds_per_text: float) -> None:
+        super().__init__()
+        self.seconds_per_text = seconds_per_text
+
+    def encode(self, texts: Sequence[str], input_type: InputType) -> tuple[np.ndarray, list[int]]:
+        time.sleep(self.seconds_per_text * len(texts))
+        return super().encode(texts, input_type)
+
+
+async def test_bulk_calls_are_sized_to_take_about_bulk_call_s() -> None:
+    """At 20 ms (or more) a text and a target of 50 ms, bulk calls hold at most 2 texts once the
+    pace is known, so an interactive text never waits long behind one; when the target allows,
+    the calls grow to the batch size (throughput)."""
+    slow = SlowFakeEmbedder(seconds_per_text=0.02)
+    batcher = BatchingEmbedder(slow, batch_size=16, max_wait_ms=1, bulk_call_s=0.05)
+    await batcher.embed([f"bulk-{i}" for i in range(24)], "passage", priority="bulk")
+    assert len(slow.calls[0]) == 4  # a quarter of the batch size until measured
+    assert max(len(call) for call in slow.calls[1:]) <= 2
+    fast = RecordingFakeEmbedder()
+    quick = BatchingEmbedder(fast, batch_size=16, max_wait_ms=1, bulk_call_s=10.0)
+    await quick.embed([f"bulk-{i}" for i in range(64)], "passage", priority="bulk")
+    assert max(len(call) for call in fast.calls) == 16
 
 
 async def test_bulk_work_is_fed_in_slices() -> None:
