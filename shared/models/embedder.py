@@ -36,8 +36,8 @@ def length_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
     each, and a new batch wherever a text is over twice (+ ``PADDING_SLACK_CHARS``) as long
     as the batch's first. Every text of a batch is padded to its longest: one 512-token text
     among 31 short ones made the whole batch cost 32 long texts (a sentiment request of one
-    long text and its 200 sentences took 34 s instead of 1.5 s). The extra batches are at
-    most one per doubling of length."""
+    long text and its 200 sentences took 34 s, now 3-4 s, on a busy 2-core machine). The
+    extra batches are at most one per doubling of length."""
     order = sorted(range(len(lengths)), key=lambda i: lengths[i])
     batches: list[list[int]] = []
     for i in order:
