@@ -1415,3 +1415,49 @@ async def _wait_idle(client: httpx.AsyncClient, service: str, timeout_s: float =
             return
         assert time.monotonic() < give_up, f"{service} still busy after {timeout_s} s: {workers}"
         await asyncio.sleep(0.2)
+
+
+async def test_uploads_past_the_bytes_in_flight_are_refused(stack: Stack) -> None:
+    """Issue 11, class 10. Through a second gateway that keeps at most 30 KB of uploads on
+    request streams, a second 19 KB file sent while a first one (cut into ~250 chunks of 100
+    characters: seconds of embedding) is being ingested is refused 503 ``overloaded`` within
+    2 s (files travel whole in Redis: this bounds its memory); the first completes, and the
+    second is taken once it is done. A second client keeps calling another collection and
+    /readyz through the main gateway: no error, p99 under 5 s."""
+    name, other = "upload-cap", "upload-bystander"
+    sentence = "Harbour pilots board ships outside the breakwater and bring them to the quay. "
+    data = (sentence * 240).encode()[:19_000]
+    capped = start_gateway(
+        redis_url=stack.redis_url,
+        log_dir=stack.data_dir.parent,
+        name="gateway-upload-cap",
+        env={"BABEL_GATEWAY_SERVICES": "retrieval",
+             "BABEL_GATEWAY_MAX_UPLOAD_BYTES_IN_FLIGHT": 30_000},
+    )  # fmt: skip
+    try:
+        async with httpx.AsyncClient(base_url=capped.base_url, timeout=120.0) as client:
+            await create(client, name)
+            await create(client, other)
+
+            async def upload(document_id: str, max_chars: int) -> httpx.Response:
+                return await client.post(
+                    f"/v1/collections/{name}/files",
+                    files={"file": (f"{document_id}.txt", data, "text/plain")},
+                    data={"max_chars": str(max_chars)},
+                )
+
+            with probing(stack.gateway.base_url, [f"/v1/collections/{other}", "/readyz"]):
+                first = asyncio.create_task(upload("first", 100))
+                await asyncio.sleep(0.3)  # the first file is on its way to the worker
+                assert not first.done(), (await first).text
+                started = time.monotonic()
+                refused = await upload("second", 20_000)
+                assert time.monotonic() - started < 2.0
+                assert_problem(refused, 503, "overloaded")
+                assert (await first).status_code == 200
+                taken = await upload("second", 20_000)
+                assert taken.status_code == 200, taken.text
+            assert (await stats(client, name))["documents"] == 2
+    finally:
+        capped.stop()
+    stack.worker.assert_alive()
