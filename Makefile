@@ -76,6 +76,10 @@ bench-generation: install ## Generation tokens/s: gateway vs vLLM offline vs tra
 bench-batch: install ## Batch jobs vs direct calls: sentiment items/s, chat tokens/s vs vLLM offline, interactive p50/p99
 	$(BIN)/python bench/batch.py
 
+.PHONY: bench-load
+bench-load: install ## Mixed interactive load: p50/p99 per route calm, beside a big ingest, beside hostile requests (make models first)
+	$(BIN)/python bench/load.py
+
 .PHONY: clean
 clean: ## Remove the virtual environment and local state
 	rm -rf $(VENV) .babelstack .pytest_cache .mypy_cache .ruff_cache

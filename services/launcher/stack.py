@@ -142,6 +142,9 @@ def start_stack(
                 "BABEL_RETRIEVAL_DATA_DIR", str(config.state_dir / "data" / "retrieval")
             ),
             "BABEL_BATCH_DIR": environ.get("BABEL_BATCH_DIR", str(config.state_dir / "batch")),
+            "BABEL_TASKS_DATA_DIR": environ.get(
+                "BABEL_TASKS_DATA_DIR", str(config.state_dir / "data" / "tasks")
+            ),
         }
         plan = plan_cores(available_cores() if config.share_cores else [], config.services, environ)
         say(plan.describe())

@@ -27,6 +27,32 @@ class Embedder(Protocol):
         ...
 
 
+PADDING_SLACK_CHARS = 64
+"""Texts up to this many characters longer than a batch's shortest share its batch anyway."""
+
+
+def length_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Indexes of texts in batches for the model: sorted by length, at most ``batch_size``
+    each, and a new batch wherever a text is over twice (+ ``PADDING_SLACK_CHARS``) as long
+    as the batch's first. Every text of a batch is padded to its longest: one 512-token text
+    among 31 short ones made the whole batch cost 32 long texts (a sentiment request of one
+    long text and its 200 sentences took 34 s, now 3-4 s, on a busy 2-core machine). The
+    extra batches are at most one per doubling of length."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    batches: list[list[int]] = []
+    for i in order:
+        current = batches[-1] if batches else None
+        if (
+            current is None
+            or len(current) >= batch_size
+            or lengths[i] > 2 * lengths[current[0]] + PADDING_SLACK_CHARS
+        ):
+            batches.append([i])
+        else:
+            current.append(i)
+    return batches
+
+
 def default_prefixes(model_name: str) -> tuple[str, str]:
     return ("query: ", "passage: ") if "e5" in model_name.lower() else ("", "")
 
@@ -79,11 +105,9 @@ class SentenceTransformerEmbedder:
         import torch
 
         prefix = self._query_prefix if input_type == "query" else self._passage_prefix
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         vectors = np.zeros((len(texts), self.dim), dtype=np.float32)
         tokens = [0] * len(texts)
-        for start in range(0, len(order), self._batch_size):
-            rows = order[start : start + self._batch_size]
+        for rows in length_batches([len(text) for text in texts], self._batch_size):
             features = self._model.preprocess([prefix + texts[i] for i in rows])
             counts = features["attention_mask"].sum(dim=1).tolist()
             features = {
@@ -114,11 +138,16 @@ class _Pending:
 class BatchingEmbedder:
     """Collects texts from concurrent requests into shared batches, one model call at a time.
 
-    Two queues: interactive texts go first; bulk texts fill the batches they leave. A bulk
-    request is fed in slices of ``2 × batch_size`` texts (the next slice after the previous is
-    embedded), so bulk work never holds more than that per request in the queue. Interactive
-    texts are refused with ``overloaded`` (503 + Retry-After) when ``max_queued`` of them are
-    already waiting, instead of the queue growing without bound.
+    Two queues: interactive texts go first. A model call holds texts of one queue only (with
+    bulk texts in it, an interactive call took as long as they did), and bulk calls are sized
+    to take about ``bulk_call_s`` (from the pace of the previous ones; ``bulk_batch_size``, a
+    quarter of ``batch_size`` by default, until measured; at least one text), so an
+    interactive text that arrives meanwhile waits for one short call at most: searches during
+    an ingest waited 10 s for calls of 32 chunks on a busy CPU. A bulk request is fed in
+    slices of ``2 × batch_size`` texts (the next slice after the previous is embedded), so bulk
+    work never holds more than that per request in the queue. Interactive texts are refused
+    with ``overloaded`` (503 + Retry-After) when ``max_queued`` of them are already waiting,
+    instead of the queue growing without bound.
     """
 
     def __init__(
@@ -129,9 +158,15 @@ class BatchingEmbedder:
         *,
         max_queued: int = 4_096,
         retry_after_s: float = 1.0,
+        bulk_batch_size: int | None = None,
+        bulk_call_s: float = 0.1,
     ) -> None:
         self.embedder = embedder
         self._batch_size = batch_size
+        self._bulk_batch_size = bulk_batch_size or max(1, batch_size // 4)
+        self._bulk_call_s = bulk_call_s
+        self._bulk_s_per_text = 0.0
+        """Seconds per text of recent bulk calls (0 until one is measured)."""
         self._max_wait_s = max_wait_ms / 1000
         self._max_queued = max_queued
         self._retry_after_s = retry_after_s
@@ -185,20 +220,36 @@ class BatchingEmbedder:
                 item.future.cancel()
             raise
 
-    def _take(self, limit: int) -> list[_Pending]:
+    def _take(self, priority: Priority, limit: int) -> list[_Pending]:
+        queue = self._queues[priority]
         taken: list[_Pending] = []
-        for queue in self._queues.values():  # interactive first
-            while queue and len(taken) < limit:
-                item = queue.popleft()
-                if not item.future.done():
-                    taken.append(item)
+        while queue and len(taken) < limit:
+            item = queue.popleft()
+            if not item.future.done():
+                taken.append(item)
         return taken
 
-    async def _collect(self) -> list[_Pending]:
+    def _bulk_limit(self) -> int:
+        if self._bulk_s_per_text <= 0:
+            return self._bulk_batch_size
+        fitting = int(self._bulk_call_s / self._bulk_s_per_text)
+        return max(1, min(self._batch_size, fitting))
+
+    def _learn_bulk_pace(self, seconds: float, texts: int) -> None:
+        pace = seconds / texts
+        known = self._bulk_s_per_text
+        self._bulk_s_per_text = pace if known <= 0 else 0.7 * known + 0.3 * pace
+
+    async def _collect(self) -> tuple[list[_Pending], bool]:
+        """The next model call's texts: interactive ones (waiting ``max_wait_ms`` for more to
+        share the call), else at once a bulk call sized to its pace; True for bulk."""
         while True:
-            batch = self._take(self._batch_size)
+            batch = self._take("interactive", self._batch_size)
             if batch:
                 break
+            bulk = self._take("bulk", self._bulk_limit())
+            if bulk:
+                return bulk, True
             self._arrived.clear()
             await self._arrived.wait()
         loop = asyncio.get_running_loop()
@@ -212,12 +263,14 @@ class BatchingEmbedder:
                 await asyncio.wait_for(self._arrived.wait(), remaining)
             except TimeoutError:
                 break
-            batch.extend(self._take(self._batch_size - len(batch)))
-        return batch
+            batch.extend(self._take("interactive", self._batch_size - len(batch)))
+        return batch, False
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
-            batch = [item for item in await self._collect() if not item.future.done()]
+            collected, bulk = await self._collect()
+            batch = [item for item in collected if not item.future.done()]
             for input_type in ("query", "passage"):
                 group = sorted(
                     (item for item in batch if item.input_type == input_type),
@@ -225,7 +278,10 @@ class BatchingEmbedder:
                 )
                 if group:
                     self.batches += 1
+                    started = loop.time()
                     await self._encode_group(group, input_type)
+                    if bulk:
+                        self._learn_bulk_pace(loop.time() - started, len(group))
 
     async def _encode_group(self, group: list[_Pending], input_type: InputType) -> None:
         try:

@@ -26,16 +26,12 @@ import pytest
 import redis
 
 from services.launcher.redis_server import RedisServer
-from shared.messages.generation import ENGINE_STATS, EngineStats, EngineStatsRequest
-from shared.rpc.client import RpcClient
-from shared.rpc.connection import connect
-from shared.rpc.keys import Keys
-from shared.settings import RedisSettings
 from tests.support.gateway_process import GatewayProcess, start_gateway, wait_ready
 from tests.support.generation import (
     LOAD_TIMEOUT_S,
     MAX_MODEL_LEN,
     TEST_MODEL,
+    engine_stats,
     start_generation_worker,
 )
 from tests.support.prober import probing
@@ -102,17 +98,6 @@ def client(stack: Stack) -> Iterator[openai.OpenAI]:
 def http(stack: Stack) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=stack.gateway.base_url, timeout=120.0) as c:
         yield c
-
-
-async def engine_stats(redis_url: str) -> EngineStats:
-    settings = RedisSettings(url=redis_url)
-    connection = connect(settings)
-    try:
-        return await RpcClient(connection, Keys(settings.key_prefix)).call(
-            ENGINE_STATS, EngineStatsRequest(), timeout_s=10
-        )
-    finally:
-        await connection.aclose()
 
 
 # ---------------------------------------------------------------------- engine probe

@@ -17,6 +17,7 @@ import base64
 import itertools
 import json
 import re
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ import httpx
 import numpy as np
 import pytest
 
+from bench.hostile import HOSTILE_HTML, HOSTILE_MARKDOWN, HUGE_INT, deep_dict, too_deep_json
 from services.launcher.redis_server import RedisServer
 from tests.support.gateway_process import GatewayProcess, start_gateway, wait_ready
 from tests.support.pdf import make_pdf, make_shared_content_pdf
@@ -1285,10 +1287,6 @@ async def test_searches_overtake_a_big_ingest(stack: Stack, mixed: dict[str, Any
 # ---------------------------------------------------------------------- hostile requests
 # Each was quadratic, unbounded or a 500 before (issue 11). A second client keeps calling
 # an unrelated endpoint of the retrieval service and /readyz meanwhile: no error allowed.
-HOSTILE_MARKDOWN = ("**a " + "*b " + "[c" + "![d](" + "<http:" + "_e ") * 800  # 18,400 chars
-HOSTILE_HTML = "<a " * 3_000 + "</" * 2_000 + "<?" * 2_000  # 60 KB of "<a " took 48 s
-
-
 async def test_hostile_files_are_served_while_others_are(
     http: httpx.AsyncClient, stack: Stack
 ) -> None:
@@ -1319,13 +1317,6 @@ async def test_hostile_files_are_served_while_others_are(
     stack.worker.assert_alive()
 
 
-def _deep(depth: int) -> dict[str, Any]:
-    value: dict[str, Any] = {}
-    for _ in range(depth - 1):
-        value = {"a": value}
-    return value
-
-
 async def test_hostile_bodies_are_refused_naming_the_field(
     http: httpx.AsyncClient, stack: Stack
 ) -> None:
@@ -1340,17 +1331,17 @@ async def test_hostile_bodies_are_refused_naming_the_field(
          "invalid_argument", "filter"),
         (search_path, {"query": "q", "languages": ["de"] * 5_000}, 422, "invalid_argument",
          "languages"),
-        (search_path, {"query": "q", "filter": {"n": 2**70}}, 422, "invalid_argument",
+        (search_path, {"query": "q", "filter": {"n": HUGE_INT}}, 422, "invalid_argument",
          "filter.n"),
         (search_path, {"query": "q", "filter": {"n": {"$gte": -(2**64)}}}, 422,
          "invalid_argument", "filter.n.$gte"),
-        (ingest_path, {"documents": [doc("two", "Wasps.", n=2**70)]}, 422, "invalid_argument",
+        (ingest_path, {"documents": [doc("two", "Wasps.", n=HUGE_INT)]}, 422, "invalid_argument",
          "documents[0].metadata.n"),
-        (ingest_path, {"documents": [{**doc("two", "Wasps."), "metadata": _deep(40)}]}, 422,
+        (ingest_path, {"documents": [{**doc("two", "Wasps."), "metadata": deep_dict(40)}]}, 422,
          "invalid_argument", None),
         (ingest_path, {"documents": documents, "chunking": {"max_chars": 100,
          "overlap_chars": 99}}, 422, "invalid_argument", "chunking.overlap_chars"),
-        (ingest_path, {"documents": documents, "chunking": {"max_chars": 2**70}}, 422,
+        (ingest_path, {"documents": documents, "chunking": {"max_chars": HUGE_INT}}, 422,
          "invalid_argument", "chunking.max_chars"),
         ("/v1/collections", {"name": "kb\n"}, 422, "invalid_argument", "name"),
     ]  # fmt: skip
@@ -1359,7 +1350,7 @@ async def test_hostile_bodies_are_refused_naming_the_field(
             response = await http.post(path, json=body)
             assert_problem(response, status, code, field)
         # JSON nested past the decoder's recursion limit: a 400, not a 500
-        too_deep = b'{"query": "q", "filter": ' + b"[" * 5_000 + b"]" * 5_000 + b"}"
+        too_deep = too_deep_json(b'"query": "q", "filter": ')
         response = await http.post(
             search_path, content=too_deep, headers={"content-type": "application/json"}
         )
@@ -1367,4 +1358,106 @@ async def test_hostile_bodies_are_refused_naming_the_field(
         hits = await search(http, name, "honey", filter={"n": {"$in": list(range(100))}})
         assert [h["document_id"] for h in hits["hits"]] == ["one"]
     print(f"second client: {probes.calls} calls, p99 {probes.p99_s() * 1000:.0f} ms")
+    stack.worker.assert_alive()
+
+
+async def test_an_ingest_past_its_deadline_stores_nothing_while_searches_keep_going(
+    stack: Stack, mixed: dict[str, Any]
+) -> None:
+    """Issue 11, classes 3 and 6. Through a second gateway whose ingest timeout is 2 s, a
+    480-chunk ingest gets its 504 (bound: within 15 s) and, once the worker is idle again,
+    the collection holds nothing: the work stopped at the deadline instead of committing
+    after the client was told it failed. Meanwhile a second client keeps searching another
+    collection (dense, through the main gateway) and calling /readyz: no error, p99 under
+    5 s (its searches go ahead of the ingest's chunks in the shared embedder)."""
+    name = "deadline-ingest"
+    sentence = "Tide tables list the hours of high and low water for every harbour on the coast."
+    documents = [
+        doc(f"d{i}", f"{sentence} Entry {i}: " + " ".join([sentence] * 3)) for i in range(480)
+    ]
+    query = {"query": CROSS_LANGUAGE[0][1], "mode": "dense", "k": 3}
+    short = start_gateway(
+        redis_url=stack.redis_url,
+        log_dir=stack.data_dir.parent,
+        name="gateway-short-ingest",
+        env={"BABEL_GATEWAY_SERVICES": "retrieval", "BABEL_GATEWAY_INGEST_TIMEOUT_S": 2},
+    )
+    try:
+        async with httpx.AsyncClient(base_url=short.base_url, timeout=60.0) as client:
+            await create(client, name)
+            probes_on = [(f"/v1/collections/{MIXED}/search", query), "/readyz"]
+            with probing(stack.gateway.base_url, probes_on) as probes:
+                started = time.monotonic()
+                response = await client.post(
+                    f"/v1/collections/{name}/documents", json={"documents": documents}
+                )
+                took = time.monotonic() - started
+                assert_problem(response, 504, "deadline_exceeded")
+                assert took < 15.0, f"the 504 came after {took:.1f} s"
+                await _wait_idle(client, "retrieval")
+                assert (await stats(client, name))["documents"] == 0
+                await asyncio.sleep(2.0)  # a write that outlived its handler would land now
+            assert (await stats(client, name))["documents"] == 0
+    finally:
+        short.stop()
+    print(f"504 after {took:.1f} s; second client: {probes.calls} calls, "
+          f"p99 {probes.p99_s() * 1000:.0f} ms")  # fmt: skip
+    stack.worker.assert_alive()
+
+
+async def _wait_idle(client: httpx.AsyncClient, service: str, timeout_s: float = 60.0) -> None:
+    """Until every worker of ``service`` reports nothing in flight (its heartbeat)."""
+    give_up = time.monotonic() + timeout_s
+    while True:
+        services = (await client.get("/v1/services")).json()["services"]
+        workers = next(s["workers"] for s in services if s["name"] == service)
+        if workers and all(w["in_flight"] == 0 for w in workers):
+            return
+        assert time.monotonic() < give_up, f"{service} still busy after {timeout_s} s: {workers}"
+        await asyncio.sleep(0.2)
+
+
+async def test_uploads_past_the_bytes_in_flight_are_refused(stack: Stack) -> None:
+    """Issue 11, class 10. Through a second gateway that keeps at most 30 KB of uploads on
+    request streams, a second 19 KB file sent while a first one (cut into ~250 chunks of 100
+    characters: seconds of embedding) is being ingested is refused 503 ``overloaded`` within
+    2 s (files travel whole in Redis: this bounds its memory); the first completes, and the
+    second is taken once it is done. A second client keeps calling another collection and
+    /readyz through the main gateway: no error, p99 under 5 s."""
+    name, other = "upload-cap", "upload-bystander"
+    sentence = "Harbour pilots board ships outside the breakwater and bring them to the quay. "
+    data = (sentence * 240).encode()[:19_000]
+    capped = start_gateway(
+        redis_url=stack.redis_url,
+        log_dir=stack.data_dir.parent,
+        name="gateway-upload-cap",
+        env={"BABEL_GATEWAY_SERVICES": "retrieval",
+             "BABEL_GATEWAY_MAX_UPLOAD_BYTES_IN_FLIGHT": 30_000},
+    )  # fmt: skip
+    try:
+        async with httpx.AsyncClient(base_url=capped.base_url, timeout=120.0) as client:
+            await create(client, name)
+            await create(client, other)
+
+            async def upload(document_id: str, max_chars: int) -> httpx.Response:
+                return await client.post(
+                    f"/v1/collections/{name}/files",
+                    files={"file": (f"{document_id}.txt", data, "text/plain")},
+                    data={"max_chars": str(max_chars)},
+                )
+
+            with probing(stack.gateway.base_url, [f"/v1/collections/{other}", "/readyz"]):
+                first = asyncio.create_task(upload("first", 100))
+                await asyncio.sleep(0.3)  # the first file is on its way to the worker
+                assert not first.done(), (await first).text
+                started = time.monotonic()
+                refused = await upload("second", 20_000)
+                assert time.monotonic() - started < 2.0
+                assert_problem(refused, 503, "overloaded")
+                assert (await first).status_code == 200
+                taken = await upload("second", 20_000)
+                assert taken.status_code == 200, taken.text
+            assert (await stats(client, name))["documents"] == 2
+    finally:
+        capped.stop()
     stack.worker.assert_alive()

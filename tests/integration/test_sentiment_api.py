@@ -10,6 +10,7 @@ on it to show they persist.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,8 +19,10 @@ from typing import Any
 import httpx
 import pytest
 
+from bench.hostile import HUGE_INT, deep_dict, too_deep_json
 from services.launcher.redis_server import RedisServer
 from tests.support.gateway_process import GatewayProcess, start_gateway, wait_ready
+from tests.support.prober import probing
 from tests.support.problems import assert_problem
 from tests.support.processes import WorkerProcess, start_worker
 from tests.support.redis_db import fresh_db_url
@@ -278,3 +281,97 @@ def test_classifiers_persist_across_a_worker_restart(stack: Stack, http: httpx.C
     assert after.status_code == 200, after.text
     assert after.json() == before
     assert "kept" in [c["name"] for c in http.get("/v1/classifiers").json()["classifiers"]]
+
+
+# ------------------------------------------------------------- hostile requests (issue 11)
+def _wait_idle(http: httpx.Client, timeout_s: float = 60.0) -> None:
+    """Until every tasks worker reports nothing in flight (its heartbeat)."""
+    give_up = time.monotonic() + timeout_s
+    while True:
+        services = http.get("/v1/services").json()["services"]
+        workers = next(s["workers"] for s in services if s["name"] == "tasks")
+        if workers and all(w["in_flight"] == 0 for w in workers):
+            return
+        assert time.monotonic() < give_up, f"tasks still busy after {timeout_s} s: {workers}"
+        time.sleep(0.2)
+
+
+def test_training_past_its_deadline_stores_no_classifier(stack: Stack, http: httpx.Client) -> None:
+    """Classes 3 and 6. Through a second gateway whose training timeout is 1 s, a classifier
+    of 4,000 examples gets its 504 (bound: within 15 s) and is never stored: not once the
+    worker is idle again, nor 2 s later (training in a thread used to store it after the
+    client had its 504). Meanwhile a second client keeps scoring sentiment, listing
+    classifiers and calling /readyz through the main gateway: no error, p99 under 5 s (its
+    texts go ahead of the training's in the shared embedder)."""
+    name = "too-slow"
+    examples = [
+        {"text": f"{text} (variant {i})", "label": label}
+        for i in range(4_000 // len(TOPIC_EXAMPLES))
+        for text, label in TOPIC_EXAMPLES
+    ]
+    short = start_gateway(
+        redis_url=stack.url,
+        log_dir=stack.folder,
+        name="gateway-short-training",
+        env={"BABEL_GATEWAY_SERVICES": "tasks", "BABEL_GATEWAY_CLASSIFIER_TRAIN_TIMEOUT_S": 1},
+    )
+    probes_on = [("/v1/sentiment", {"q": POSITIVE["en"]}), "/v1/classifiers", "/readyz"]
+    try:
+        with (
+            httpx.Client(base_url=short.base_url, timeout=60.0) as client,
+            probing(stack.gateway.base_url, probes_on) as probes,
+        ):
+            started = time.monotonic()
+            response = client.post("/v1/classifiers", json={"name": name, "examples": examples})
+            took = time.monotonic() - started
+            assert_problem(response, 504, "deadline_exceeded")
+            assert took < 15.0, f"the 504 came after {took:.1f} s"
+            _wait_idle(http)
+            assert_problem(http.get(f"/v1/classifiers/{name}"), 404)
+            time.sleep(2.0)  # a classifier stored after its handler gave up would be here now
+    finally:
+        short.stop()
+    assert_problem(http.get(f"/v1/classifiers/{name}"), 404)
+    assert name not in [c["name"] for c in http.get("/v1/classifiers").json()["classifiers"]]
+    print(f"504 after {took:.1f} s; second client: {probes.calls} calls, "
+          f"p99 {probes.p99_s() * 1000:.0f} ms")  # fmt: skip
+    stack.worker.assert_alive()
+
+
+def test_hostile_bodies_on_tasks_routes(stack: Stack, http: httpx.Client) -> None:
+    """Classes 2, 7, 11 and 12 on the tasks routes. A text of 500 sentences is scored whole
+    and per sentence, its first 200 only (``BABEL_SENTIMENT_MAX_SENTENCES``; splitting runs
+    off the worker's event loop), within the gateway's 30 s (with the long text in one model
+    batch with its sentences, padding made it 34 s on this machine);
+    64-bit overflows, a body nested past the JSON decoder's limit, JSON where a flag belongs
+    and names with a trailing newline are refused with a 4xx naming the field. A second
+    client keeps listing classifiers and calling /readyz: no error, p99 under 5 s."""
+    many = "Ok. " * 500
+    assert len(many) <= MAX_TEXT_CHARS
+    refused: list[tuple[str, str, dict[str, Any], int, str, str | None]] = [
+        ("POST", "/v1/detect", {"json": {"q": "hello", "top_k": HUGE_INT}}, 422,
+         "invalid_argument", "top_k"),
+        ("POST", "/v1/sentiment", {"json": {"q": "hello", "sentences": deep_dict(40)}}, 422,
+         "invalid_argument", "sentences"),
+        ("POST", "/v1/sentiment", {"content": too_deep_json(b'"q": "hi", "x": '),
+         "headers": {"content-type": "application/json"}}, 400, "invalid_json", None),
+        ("POST", "/v1/classifiers", {"json": {"name": "topics\n", "examples": [
+            {"text": t, "label": lb} for t, lb in TOPIC_EXAMPLES]}}, 422, "invalid_argument",
+         "name"),
+        ("POST", "/v1/classifiers/topics%0A/predict", {"json": {"q": "hi"}}, 422,
+         "invalid_argument", "name"),
+        ("GET", "/v1/classifiers/topics%0A", {}, 422, "invalid_argument", "name"),
+    ]  # fmt: skip
+    with probing(stack.gateway.base_url, ["/v1/classifiers", "/readyz"]) as probes:
+        for method, path, options, status, code, field in refused:
+            assert_problem(http.request(method, path, **options), status, code, field)
+        started = time.monotonic()
+        scored = http.post("/v1/sentiment", json={"q": many, "sentences": True})
+        took = time.monotonic() - started
+    assert scored.status_code == 200, scored.text
+    assert took < 30.0, f"sentence scoring took {took:.1f} s"
+    results = scored.json()["results"]
+    assert [len(r["sentences"]) for r in results] == [200]
+    print(f"sentences in {took:.1f} s; second client: {probes.calls} calls, "
+          f"p99 {probes.p99_s() * 1000:.0f} ms")  # fmt: skip
+    stack.worker.assert_alive()

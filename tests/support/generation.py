@@ -11,7 +11,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from shared.messages.generation import ENGINE_STATS, EngineStats, EngineStatsRequest
 from shared.models.cache import ModelCacheSettings
+from shared.rpc.client import RpcClient
+from shared.rpc.connection import connect
+from shared.rpc.keys import Keys
+from shared.settings import RedisSettings
 from tests.support.processes import WorkerProcess, start_worker
 
 TEST_MODEL = "SmolLM2-135M-Instruct"
@@ -55,3 +60,15 @@ def start_generation_worker(
         name=name,
         env=generation_env(env),
     )
+
+
+async def engine_stats(redis_url: str) -> EngineStats:
+    """What the generation worker's engine holds right now (asked over RPC)."""
+    settings = RedisSettings(url=redis_url)
+    connection = connect(settings)
+    try:
+        return await RpcClient(connection, Keys(settings.key_prefix)).call(
+            ENGINE_STATS, EngineStatsRequest(), timeout_s=10
+        )
+    finally:
+        await connection.aclose()

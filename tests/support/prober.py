@@ -1,4 +1,4 @@
-"""A second client for hostile-request tests: it keeps calling cheap GET endpoints (an
+"""A second client for hostile-request tests: it keeps calling cheap endpoints (an
 unrelated endpoint of the same service, and ``/readyz``) while a test sends the hostile
 request, and records every answer that is not a 200."""
 
@@ -9,8 +9,12 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
+
+Probe = str | tuple[str, dict[str, Any]]
+"""A path to GET, or a path and the JSON body to POST to it (a search, a sentiment call)."""
 
 
 @dataclass
@@ -26,12 +30,13 @@ class Probes:
 
 @contextmanager
 def probing(
-    base_url: str, paths: Sequence[str], timeout_s: float = 15.0, max_p99_s: float = 5.0
+    base_url: str, paths: Sequence[Probe], timeout_s: float = 15.0, max_p99_s: float = 5.0
 ) -> Iterator[Probes]:
-    """Call ``paths`` in turn until the block ends; then assert every call was a 200, each
-    path was called at least once (the block's work overlapped the probes), and the 99th
-    percentile latency stayed under ``max_p99_s`` (generous: a busy 2-core machine; a
-    stalled worker loop or an exhausted connection pool takes far longer)."""
+    """Call ``paths`` (GET a path; POST a ``(path, body)``) in turn until the block ends;
+    then assert every call was a 200, each path was called at least once (the block's work
+    overlapped the probes), and the 99th percentile latency stayed under ``max_p99_s``
+    (generous: a busy 2-core machine; a stalled worker loop or an exhausted connection pool
+    takes far longer)."""
     probes = Probes()
     stop = threading.Event()
     first_round = threading.Event()
@@ -39,10 +44,14 @@ def probing(
     def run() -> None:
         with httpx.Client(base_url=base_url, timeout=timeout_s) as client:
             while not stop.is_set():
-                for path in paths:
+                for probe in paths:
+                    path = probe if isinstance(probe, str) else probe[0]
                     started = time.perf_counter()
                     try:
-                        status = client.get(path).status_code
+                        if isinstance(probe, str):
+                            status = client.get(probe).status_code
+                        else:
+                            status = client.post(path, json=probe[1]).status_code
                     except httpx.HTTPError as exc:
                         probes.failures.append(f"{path}: {type(exc).__name__}")
                     else:
