@@ -44,6 +44,7 @@ from services.gateway.observability import GatewayMetrics, RequestObserver
 from services.gateway.openapi_bounds import state_bounds
 from services.gateway.openapi_constraints import state_constraints
 from services.gateway.openapi_errors import document_errors
+from services.gateway.openapi_links import document_links
 from services.gateway.options_allow import correct_options_allow
 from services.gateway.problems import exception_handlers
 from services.gateway.settings import GatewaySettings
@@ -148,6 +149,7 @@ def create_app(
     state_bounds(app, gateway)
     state_constraints(app.openapi_schema, gateway, batch.settings)
     document_errors(app.openapi_schema)
+    document_links(app.openapi_schema)
     correct_options_allow(app)
     return app
 

@@ -102,6 +102,20 @@ def test_the_constraints_the_handlers_enforce_are_stated(document: dict[str, Any
     assert classifier["schema"]["pattern"].startswith("^[A-Za-z0-9]")
 
 
+def test_created_resources_link_to_the_operations_that_take_them(
+    document: dict[str, Any],
+) -> None:
+    operation_ids = {o["operationId"] for _, _, o in _operations(document)}
+    for path, status, count in (
+        ("/v1/classifiers", "201", 3),
+        ("/v1/files", "200", 3),
+        ("/v1/batches", "200", 2),
+    ):
+        links = document["paths"][path]["post"]["responses"][status]["links"]
+        assert len(links) == count, path
+        assert {link["operationId"] for link in links.values()} <= operation_ids
+
+
 def test_not_blank_matches_what_the_gateway_calls_empty() -> None:
     for text in (" ", "\t\n", "\x1c\x1f", "\u3000", "\xa0"):
         assert not text.strip()
