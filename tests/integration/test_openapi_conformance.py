@@ -10,7 +10,9 @@ phases are examples, coverage (boundary values of every constraint), fuzzing and
 gateway with API keys on (the bootstrap admin key holds every scope), tasks, retrieval,
 vLLM on SmolLM2 and the Celery batch worker (``tests.support.full_stack``).
 
-Generation is kept short by ``tests.support.conformance_hooks`` (max_tokens ≤ 8). The
+Resources that random data cannot make (a trained classifier, batches on a valid file,
+collections with a document, keys) are created first and their names given to the operations
+that read, use or delete them (``_seed``). Generation is kept short by ``tests.support.conformance_hooks`` (max_tokens ≤ 8). The
 run's summary (operations, cases, responses by status class, each check's runs and
 failures) is printed in pytest's terminal summary.
 
@@ -148,9 +150,10 @@ Seeds = dict[tuple[str, str], dict[str, str]]
 
 
 def _seed(stack: FullStack) -> Seeds:
-    """Resources that random values almost never create (a classifier needs 2 labels with 3
-    examples each; a batch a valid JSONL file), made first; the operations that read, use,
-    cancel or delete them get their names and ids, so they are tested past their 404."""
+    """Resources that random values rarely or never create (a classifier needs 2 labels with
+    3 examples each; a batch a valid JSONL file; a collection a name that matches), made
+    first; the operations that read, use, cancel or delete them get their names and ids, so
+    they are tested past their 404. What is deleted is a resource of its own."""
     headers = {"Authorization": f"Bearer {stack.admin_key}"}
     examples = [
         {"text": text, "label": label}
@@ -160,9 +163,18 @@ def _seed(stack: FullStack) -> Seeds:
         )
         for text in texts
     ]
+    document = {"id": "doc", "text": "The Eiffel Tower is 330 metres tall. " * 40}
     line = {"custom_id": "a", "method": "POST", "url": "/v1/detect", "body": {"q": "Hallo"}}
     with httpx.Client(base_url=stack.gateway.base_url, headers=headers, timeout=120) as http:
         for name in ("seeded", "seeded-to-delete"):
+            created = http.post("/v1/collections", json={"name": name})
+            assert created.status_code == 201, created.text
+            ingested = http.post(
+                f"/v1/collections/{name}/documents", json={"documents": [document]}
+            )
+            assert ingested.status_code == 200, ingested.text
+            key = http.post("/v1/keys", json={"name": name, "scopes": ["search"]})
+            assert key.status_code == 201, key.text
             trained = http.post("/v1/classifiers", json={"name": name, "examples": examples})
             assert trained.status_code == 201, trained.text
         uploaded = http.post(
@@ -179,7 +191,28 @@ def _seed(stack: FullStack) -> Seeds:
             )
             assert batch.status_code == 200, batch.text
             batch_ids.append(batch.json()["id"])
+    kept, doomed = {"path.name": "seeded"}, {"path.name": "seeded-to-delete"}
     return {
+        **{
+            (method, path): kept
+            for method, path in (
+                ("GET", "/v1/collections/{name}"),
+                ("GET", "/v1/collections/{name}/documents"),
+                ("POST", "/v1/collections/{name}/documents"),
+                ("POST", "/v1/collections/{name}/documents/delete"),
+                ("POST", "/v1/collections/{name}/search"),
+                ("POST", "/v1/collections/{name}/files"),
+                ("GET", "/v1/keys/{name}"),
+            )
+        },
+        ("GET", "/v1/collections/{name}/chunks"): {**kept, "query.document_id": "doc"},
+        ("DELETE", "/v1/collections/{name}"): doomed,
+        ("DELETE", "/v1/collections/{name}/documents/{document_id}"): {
+            **doomed,
+            "path.document_id": "doc",
+        },
+        ("DELETE", "/v1/keys/{name}"): doomed,
+        ("GET", "/v1/services/{name}/ping"): {"path.name": "tasks"},
         ("GET", "/v1/classifiers/{name}"): {"path.name": "seeded"},
         ("POST", "/v1/classifiers/{name}/predict"): {"path.name": "seeded"},
         ("DELETE", "/v1/classifiers/{name}"): {"path.name": "seeded-to-delete"},

@@ -55,6 +55,7 @@ def full_stack(
             env={
                 "BABEL_TRANSLATION_BACKEND": "seq2seq",
                 "BABEL_TRANSLATION_MODEL": str(model_dir),
+                "BABEL_TASKS_DATA_DIR": str(folder / "tasks"),  # classifiers
                 "HF_HUB_OFFLINE": "1",
             },
         )
