@@ -11,10 +11,11 @@ gateway with API keys on (the bootstrap admin key holds every scope), tasks, ret
 vLLM on SmolLM2 and the Celery batch worker (``tests.support.full_stack``).
 
 Resources that random data cannot make (a trained classifier, batches on a valid file,
-collections with a document, keys) are created first and their names given to the operations
-that read, use or delete them (``_seed``). Generation is kept short by ``tests.support.conformance_hooks`` (max_tokens ≤ 8). The
-run's summary (operations, cases, responses by status class, each check's runs and
-failures) is printed in pytest's terminal summary.
+collections with a document, keys) are created first and their names given to the
+operations that read, use or delete them (``_seed``). Generation is kept short by
+``tests.support.conformance_hooks`` (max_tokens ≤ 8). The run's summary (operations,
+cases, responses by status class, each check's runs and failures) is printed in pytest's
+terminal summary.
 
 Where a check cannot hold for an operation because acceptance depends on something the
 document cannot state, it is relaxed for that operation only, in ``RELAXED`` below, with
