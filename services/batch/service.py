@@ -29,7 +29,8 @@ from services.batch.store import BatchStore, new_id
 from shared.errors import BabelError, ErrorCode
 
 T = TypeVar("T")
-_WINDOW = re.compile(r"^(\d+)([smhd])$")
+_WINDOW = re.compile(r"([0-9]+)([smhd])")
+"""Matched in full: ASCII digits only, no trailing newline (``$`` would let one through)."""
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
 _KEY_WAIT_S = 5.0
 LIVE_STATUSES = frozenset({"in_progress", "cancelling", "finalizing"})
@@ -37,7 +38,7 @@ LIVE_STATUSES = frozenset({"in_progress", "cancelling", "finalizing"})
 
 def window_seconds(window: str, limit_s: int) -> int:
     """``24h``, ``90m``, ``30s``, ``2d`` → seconds; 422 naming ``completion_window`` otherwise."""
-    found = _WINDOW.match(window)
+    found = _WINDOW.fullmatch(window)
     seconds = int(found.group(1)) * _UNIT_S[found.group(2)] if found else 0
     if seconds <= 0 or seconds > limit_s:
         raise BabelError(

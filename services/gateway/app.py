@@ -42,8 +42,13 @@ from services.gateway.limits import BodyLimit
 from services.gateway.monitor import ServiceMonitor
 from services.gateway.observability import GatewayMetrics, RequestObserver
 from services.gateway.openapi_bounds import state_bounds
+from services.gateway.openapi_constraints import state_constraints
+from services.gateway.openapi_errors import document_errors
+from services.gateway.openapi_links import document_links
+from services.gateway.options_allow import correct_options_allow
 from services.gateway.problems import exception_handlers
 from services.gateway.settings import GatewaySettings
+from services.gateway.strict_bodies import strict_json_body
 from shared.access.store import AccessKeys, KeyStore
 from shared.rpc.client import RpcClient
 from shared.rpc.connection import connect
@@ -126,6 +131,7 @@ def create_app(
         cors_config=cors_config(gateway.cors_origins),
         dependencies=dependencies,
         exception_handlers=exception_handlers(),
+        before_request=strict_json_body,
         lifespan=[lifespan],
         request_max_body_size=max(gateway.max_body_bytes, gateway.max_upload_bytes),
         openapi_config=OpenAPIConfig(
@@ -141,6 +147,10 @@ def create_app(
     app.state.metrics = metrics
     app.state.access = access
     state_bounds(app, gateway)
+    state_constraints(app.openapi_schema, gateway, batch.settings)
+    document_errors(app.openapi_schema)
+    document_links(app.openapi_schema)
+    correct_options_allow(app)
     return app
 
 

@@ -8,6 +8,10 @@ import msgspec
 
 from shared.messages.translation import Translation, TranslationLanguage
 
+MAX_ALTERNATIVES = 3
+"""Alternatives per text: the translation service's default limit (BABEL_TRANSLATION_MAX_
+ALTERNATIVES), checked here too so that the document states it."""
+
 
 class TranslateBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     texts: str | list[str]
@@ -16,7 +20,7 @@ class TranslateBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     source: str = "auto"
     """A language code, or ``auto`` (each text's language is identified)."""
     format: Literal["text", "html"] = "text"
-    alternatives: Annotated[int, msgspec.Meta(ge=0, le=10)] = 0
+    alternatives: Annotated[int, msgspec.Meta(ge=0, le=MAX_ALTERNATIVES)] = 0
 
 
 class TranslateResult(msgspec.Struct, frozen=True):

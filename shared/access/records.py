@@ -99,22 +99,21 @@ def parse_scopes(
     return tuple(scope for scope in SCOPES if scope in wanted)
 
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
+DURATION_UNITS_S: Final = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
+MAX_DURATION_S: Final = 100 * 365 * 86_400
+"""A key's lifetime: at most a century (a datetime past year 9999 cannot be written)."""
+_DURATION = re.compile(r"([0-9]+)([smhdw]?)")
+"""Matched in full: ASCII digits only (``float`` also read "nan", "inf", "1e3", "١٢")."""
 
 
 def parse_duration(text: str, field: str = "expires") -> float:
-    """``90d``, ``12h``, ``30m``, ``45s``, ``2w`` or plain seconds → seconds."""
-    raw = text.strip().lower()
-    unit = _UNITS.get(raw[-1:]) if raw else None
-    number = raw[:-1] if unit else raw
-    try:
-        value = float(number) * (unit or 1)
-    except ValueError:
-        value = -1.0
-    if value <= 0:
+    """``90d``, ``12h``, ``30m``, ``45s``, ``2w`` or plain seconds → seconds (1 s .. a century)."""
+    found = _DURATION.fullmatch(text)
+    value = int(found.group(1)) * DURATION_UNITS_S.get(found.group(2), 1) if found else 0
+    if not 0 < value <= MAX_DURATION_S:
         raise BabelError(
             ErrorCode.INVALID_ARGUMENT,
-            f"{text!r} is not a duration like 90d, 12h, 30m or 3600",
+            f"{text!r} is not a duration like 90d, 12h, 30m or 3600 (at most {MAX_DURATION_S} s)",
             field=field,
         )
-    return value
+    return float(value)

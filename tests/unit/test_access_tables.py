@@ -15,7 +15,7 @@ from services.gateway.access.scopes import required_scope, speaks_libretranslate
 from services.gateway.access.settings import AccessSettings, bootstrap_digest, keys_required
 from services.gateway.app import create_app
 from services.gateway.settings import GatewaySettings
-from shared.access.records import SCOPES, parse_duration, parse_scopes
+from shared.access.records import MAX_DURATION_S, SCOPES, parse_duration, parse_scopes
 from shared.access.tokens import digest
 from shared.errors import BabelError
 from shared.messages.base import Method
@@ -184,3 +184,8 @@ def test_scopes_and_durations() -> None:
     assert parse_duration("45") == 45
     with pytest.raises(BabelError):
         parse_duration("soon")
+    # float() read these; "nan" and "inf" made keys whose expiry could not be compared or written
+    for bad in ("nan", "inf", "1e3", "١٢", "0", "12h\n", "-5", f"{MAX_DURATION_S + 1}"):
+        with pytest.raises(BabelError, match="is not a duration"):
+            parse_duration(bad)
+    assert parse_duration(f"{MAX_DURATION_S}") == MAX_DURATION_S

@@ -146,7 +146,12 @@ def test_openapi_states_the_bounds_the_settings_set() -> None:
     document = create_app(settings, _redis()).openapi_schema.to_schema()
     schemas = document["components"]["schemas"]
     prompt = schemas["CompletionBody"]["properties"]["prompt"]["oneOf"]
-    assert {"items": {"type": "string"}, "type": "array", "maxItems": 5} in prompt
+    assert {
+        "items": {"type": "string", "minLength": 1},
+        "type": "array",
+        "minItems": 1,
+        "maxItems": 5,
+    } in prompt
     assert schemas["SearchBody"]["properties"]["languages"]["maxItems"] == 7
     assert schemas["RagBody"]["properties"]["languages"]["maxItems"] == 7
     max_chars = schemas["Chunking"]["properties"]["max_chars"]["oneOf"][0]

@@ -21,7 +21,12 @@ from services.gateway.libretranslate import (
 )
 from services.gateway.settings import GatewaySettings
 from services.gateway.texts import texts_of
-from services.gateway.translation_schemas import LtDetected, LtLanguage, LtTranslateResult
+from services.gateway.translation_schemas import (
+    MAX_ALTERNATIVES,
+    LtDetected,
+    LtLanguage,
+    LtTranslateResult,
+)
 from shared.errors import BabelError, ErrorCode
 from shared.messages.langid import DETECT, DetectRequest
 from shared.messages.translation import (
@@ -32,7 +37,6 @@ from shared.messages.translation import (
     TranslationLanguagesRequest,
 )
 
-MAX_ALTERNATIVES = 3
 DETECT_CANDIDATES = 3
 
 
