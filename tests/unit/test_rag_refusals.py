@@ -3,9 +3,13 @@ own language identification (fastText lid.176, ``shared.langid``) reads each as 
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
+from services.generation.rag import RagPipeline
 from services.generation.refusals import NO_ANSWER, no_answer, refusal_prompt
+from services.generation.settings import GenerationSettings
 from shared.langid import FastLangdetectIdentifier
 from shared.languages import LANGUAGES
 
@@ -49,3 +53,24 @@ def test_a_language_without_a_sentence_is_left_to_the_model() -> None:
     assert "ISO 639 sw" in prompt
     assert NO_ANSWER["en"] in prompt
     assert "Thai (ISO 639 code th)" in refusal_prompt("th", "Thai")
+
+
+class AnswerFakeEngine:
+    """Fake: records the prompts it is asked and answers a fixed Swahili sentence."""
+
+    def __init__(self) -> None:
+        self.prompts: list[str] = []
+
+    async def answer(self, prompt: str, max_tokens: int) -> str:
+        self.prompts.append(prompt)
+        return " Sijui: nyaraka ninazoweza kutafuta hazijibu swali hili. "
+
+
+def test_the_model_says_it_only_where_no_sentence_exists() -> None:
+    engine = AnswerFakeEngine()
+    pipeline = RagPipeline(engine, rpc=None, identifier=None, settings=GenerationSettings())  # type: ignore[arg-type]
+    assert asyncio.run(pipeline.refusal("th")) == NO_ANSWER["th"]
+    assert engine.prompts == []
+    said = asyncio.run(pipeline.refusal("sw"))
+    assert said == "Sijui: nyaraka ninazoweza kutafuta hazijibu swali hili."
+    assert len(engine.prompts) == 1
