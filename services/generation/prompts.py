@@ -1,4 +1,4 @@
-"""The RAG prompt, and the fixed answer when nothing relevant was retrieved."""
+"""The RAG prompts: plain text with citations, or the structured reply the engine enforces."""
 
 from __future__ import annotations
 
@@ -13,38 +13,30 @@ SYSTEM = (
     "If the passages do not contain the answer, reply that you don't know; never invent facts."
 )
 
-# Said without asking the model when no passage scores as relevant: nothing to ground on.
-_NO_ANSWER = {
-    "en": "I don't know: the documents I can search do not answer this question.",
-    "de": "Ich weiß es nicht: Die durchsuchbaren Dokumente beantworten diese Frage nicht.",
-    "es": "No lo sé: los documentos que puedo consultar no responden a esta pregunta.",
-    "fr": "Je ne sais pas : les documents que je peux consulter ne répondent pas à cette question.",
-    "it": "Non lo so: i documenti che posso consultare non rispondono a questa domanda.",
-    "pt": "Não sei: os documentos que posso consultar não respondem a esta pergunta.",
-    "nl": "Ik weet het niet: de documenten die ik kan doorzoeken beantwoorden deze vraag niet.",
-    "ru": "Не знаю: в доступных мне документах нет ответа на этот вопрос.",
-    "ja": "わかりません。検索できる文書にはこの質問の答えがありません。",
-    "zh": "我不知道：我能检索的文档没有回答这个问题。",
-    "ko": "모르겠습니다. 검색할 수 있는 문서에 이 질문에 대한 답이 없습니다.",
-    "ar": "لا أعرف: الوثائق التي يمكنني البحث فيها لا تجيب عن هذا السؤال.",
-    "hi": "मुझे नहीं पता: जिन दस्तावेज़ों को मैं खोज सकता हूँ वे इस प्रश्न का उत्तर नहीं देते।",
-    "tr": "Bilmiyorum: arayabildiğim belgeler bu soruyu yanıtlamıyor.",
-    "pl": "Nie wiem: dokumenty, które mogę przeszukać, nie odpowiadają na to pytanie.",
-}
-
-
-def no_answer(language: str) -> str:
-    return _NO_ANSWER.get(language, _NO_ANSWER["en"])
+SYSTEM_JSON = (
+    "You answer questions using only the numbered passages the user gives you, and reply in "
+    'JSON. Set "answerable" to true only if the passages contain the answer to the question; '
+    'then write the answer in "answer", in {language}, and after each sentence cite the '
+    "passage it comes from as [n], e.g. [1]. The passages may be in other languages than the "
+    "question; write the answer in {language} anyway. If the passages do not contain the "
+    'answer, set "answerable" to false and leave "answer" empty; never invent facts.'
+)
+"""With the engine enforcing ``answer_json.ANSWER_SCHEMA``: the model also judges whether the
+passages answer the question."""
 
 
 def passage_block(number: int, text: str) -> str:
     return f"[{number}] {text}"
 
 
-def rag_messages(language_name: str, passages: Sequence[str], question: str) -> list[ChatMessage]:
-    """``passages`` are already numbered blocks (``[n] text``), in rank order."""
+def rag_messages(
+    language_name: str, passages: Sequence[str], question: str, structured: bool = False
+) -> list[ChatMessage]:
+    """``passages`` are already numbered blocks (``[n] text``), in rank order; ``structured``:
+    the model replies ``{"answerable": …, "answer": …}`` (:data:`SYSTEM_JSON`)."""
+    system = SYSTEM_JSON if structured else SYSTEM
     body = "Passages:\n" + "\n\n".join(passages) + f"\n\nQuestion: {question}"
     return [
-        ChatMessage(role="system", content=SYSTEM.format(language=language_name)),
+        ChatMessage(role="system", content=system.format(language=language_name)),
         ChatMessage(role="user", content=body),
     ]

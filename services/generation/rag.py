@@ -1,5 +1,7 @@
-"""Retrieval-augmented answers: search (any language) → numbered passages fitted into the
-context → an answer in the question's language → citations checked against the sources."""
+"""Retrieval-augmented answers: search (any language) → a per-query relevance gate → numbered
+passages fitted into the context → the model judges whether they answer the question and
+answers in the question's language → citations checked against the sources. A refusal is
+the fixed "I don't know" of the question's language (``refusals``)."""
 
 from __future__ import annotations
 
@@ -11,8 +13,11 @@ from dataclasses import dataclass
 import msgspec
 import numpy as np
 
-from services.generation.engine import LlmEngine
-from services.generation.prompts import no_answer, passage_block, rag_messages
+from services.generation.answer_json import ANSWER_SCHEMA, AnswerReader
+from services.generation.engine import Delta, LlmEngine
+from services.generation.prompts import passage_block, rag_messages
+from services.generation.refusals import no_answer, refusal_prompt
+from services.generation.relevance import relevant
 from services.generation.sampling import CheckedSampling, check_sampling
 from services.generation.settings import GenerationSettings
 from shared.errors import BabelError, ErrorCode
@@ -36,6 +41,8 @@ class RagPlan:
     prompt_ids: list[int] | None
     """None when nothing relevant was found: the answer is the fixed 'I don't know'."""
     sampling: CheckedSampling | None
+    structured: bool = False
+    """The model replies ``{"answerable", "answer"}`` (``answer_json``)."""
 
 
 def cited_numbers(answer: str, valid: int) -> tuple[int, ...]:
@@ -86,8 +93,9 @@ class RagPipeline:
         prompt once; only if that overshoots are trailing passages dropped and it is encoded
         again. CPU work: the caller runs this in a thread, off the worker's event loop."""
         name = language_name(language)
+        structured = self._settings.rag_model_judges
         budget = self._engine.max_model_len - answer_tokens
-        ids = self._engine.encode_chat(rag_messages(name, [], question))
+        ids = self._engine.encode_chat(rag_messages(name, [], question, structured))
         if len(ids) > budget:
             raise BabelError(
                 ErrorCode.CONTEXT_LENGTH_EXCEEDED,
@@ -113,13 +121,13 @@ class RagPipeline:
             blocks.append(block)
             sources.append(Source(number=number, hit=hit))
         while blocks:
-            ids = self._engine.encode_chat(rag_messages(name, blocks, question))
+            ids = self._engine.encode_chat(rag_messages(name, blocks, question, structured))
             if len(ids) <= budget:
                 break
             blocks.pop()
             sources.pop()
         else:
-            ids = self._engine.encode_chat(rag_messages(name, [], question))
+            ids = self._engine.encode_chat(rag_messages(name, [], question, structured))
         return sources, ids
 
     async def plan(self, request: RagRequest) -> RagPlan:
@@ -131,28 +139,40 @@ class RagPipeline:
             SearchRequest(
                 collection=request.collection,
                 query=request.question,
-                k=request.k,
+                k=max(request.k, self._settings.rag_calibration_hits),
                 mode="dense",
                 filter=request.filters,
                 languages=request.languages or (),
             ),
             timeout_s=self._settings.rag_timeout_s,
         )
-        relevant = [hit for hit in reply.hits if hit.score >= self._settings.rag_min_score]
-        if not relevant:
+        scores = [hit.score for hit in reply.hits]
+        if not relevant(scores, self._settings.rag_min_score, self._settings.rag_min_margin):
             return RagPlan(language=language, sources=(), prompt_ids=None, sampling=None)
+        floor = self._settings.rag_min_score
+        hits = [hit for hit in reply.hits[: request.k] if hit.score >= floor]
         wanted = request.sampling.max_tokens or self._settings.rag_answer_tokens
-        sources, ids = await asyncio.to_thread(
-            self._fit, relevant, language, request.question, wanted
-        )
+        sources, ids = await asyncio.to_thread(self._fit, hits, language, request.question, wanted)
         if not sources:
             return RagPlan(language=language, sources=(), prompt_ids=None, sampling=None)
+        structured = self._settings.rag_model_judges
         sampling = check_sampling(
-            msgspec.structs.replace(request.sampling, max_tokens=wanted, n=1, json_schema=None),
+            msgspec.structs.replace(
+                request.sampling,
+                max_tokens=wanted,
+                n=1,
+                json_schema=ANSWER_SCHEMA if structured else None,
+            ),
             prompt_tokens=len(ids),
             max_model_len=self._engine.max_model_len,
         )
-        return RagPlan(language=language, sources=tuple(sources), prompt_ids=ids, sampling=sampling)
+        return RagPlan(
+            language=language,
+            sources=tuple(sources),
+            prompt_ids=ids,
+            sampling=sampling,
+            structured=structured,
+        )
 
     # ------------------------------------------------------------------ citations
     async def cite(
@@ -211,30 +231,68 @@ class RagPipeline:
             usage=last.usage,
         )
 
+    async def refusal(self, language: str) -> str:
+        """ "I don't know" in ``language``: the fixed sentence, else the model's translation."""
+        fixed = no_answer(language)
+        if fixed is not None:
+            return fixed
+        prompt = refusal_prompt(language, language_name(language))
+        said = (await self._engine.answer(prompt, max_tokens=80)).strip()
+        return said or str(no_answer("en"))
+
+    async def _refuse(
+        self, model: str, language: str, usage: Usage | None = None
+    ) -> AsyncIterator[RagChunk]:
+        """The refusal's chunks; ``usage``: what the model spent judging, when it was asked."""
+        yield RagChunk(model=model, language=language, sources=(), grounded=False)
+        yield RagChunk(model=model, text=await self.refusal(language))
+        yield RagChunk(
+            model=model,
+            cited=(),
+            grounded=False,
+            finish_reason="stop",
+            usage=usage or Usage(prompt_tokens=0, completion_tokens=0),
+        )
+
     async def stream(self, request: RagRequest, request_id: str) -> AsyncIterator[RagChunk]:
         model = self._engine.served_name
         plan = await self.plan(request)
         if plan.prompt_ids is None or plan.sampling is None:
-            yield RagChunk(model=model, language=plan.language, sources=(), grounded=False)
-            yield RagChunk(model=model, text=no_answer(plan.language))
-            yield RagChunk(
-                model=model,
-                cited=(),
-                grounded=False,
-                finish_reason="stop",
-                usage=Usage(prompt_tokens=0, completion_tokens=0),
-            )
+            async for chunk in self._refuse(model, plan.language):
+                yield chunk
             return
-        yield RagChunk(model=model, language=plan.language, sources=plan.sources, grounded=True)
+        deltas = aiter(self._engine.stream(plan.prompt_ids, plan.sampling, request_id))
+        reader = AnswerReader() if plan.structured else None
         parts: list[str] = []
         tokens = 0
         finish = "stop"
-        async for delta in self._engine.stream(plan.prompt_ids, plan.sampling, request_id):
+        pending = ""
+        """Answer text read before the verdict was known."""
+        if reader is not None:
+            # The verdict comes first (the schema's order): wait for it before the sources.
+            async for delta in deltas:
+                tokens += delta.tokens
+                finish = delta.finish_reason or finish
+                pending += reader.feed(delta.text)
+                if reader.answerable is not None or delta.finish_reason:
+                    break
+            if reader.answerable is False:
+                await _close(deltas)  # aborts the generation: the rest is not needed
+                spent = Usage(prompt_tokens=len(plan.prompt_ids), completion_tokens=tokens)
+                async for chunk in self._refuse(model, plan.language, spent):
+                    yield chunk
+                return
+        yield RagChunk(model=model, language=plan.language, sources=plan.sources, grounded=True)
+        if pending:
+            parts.append(pending)
+            yield RagChunk(model=model, text=pending)
+        async for delta in deltas:
             tokens += delta.tokens
             finish = delta.finish_reason or finish
-            if delta.text:
-                parts.append(delta.text)
-                yield RagChunk(model=model, text=delta.text)
+            text = reader.feed(delta.text) if reader is not None else delta.text
+            if text:
+                parts.append(text)
+                yield RagChunk(model=model, text=text)
         suffix, cited = await self.cite(request.question, "".join(parts).strip(), plan.sources)
         yield RagChunk(
             model=model,
@@ -244,3 +302,9 @@ class RagPipeline:
             finish_reason="length" if finish == "length" else "stop",
             usage=Usage(prompt_tokens=len(plan.prompt_ids), completion_tokens=tokens),
         )
+
+
+async def _close(deltas: AsyncIterator[Delta]) -> None:
+    close = getattr(deltas, "aclose", None)
+    if close is not None:
+        await close()
