@@ -23,7 +23,11 @@ import pytest
 
 from services.launcher.redis_server import RedisServer, free_port
 from tests.support.gateway_process import GatewayProcess, start_gateway, wait_ready
-from tests.support.generation import LOAD_TIMEOUT_S, start_generation_worker
+from tests.support.generation import (
+    LOAD_TIMEOUT_S,
+    STRICT_RAG_FLOOR,
+    start_generation_worker,
+)
 from tests.support.pdf import make_pdf
 from tests.support.processes import WorkerProcess, start_worker
 from tests.support.redis_db import fresh_db_url
@@ -62,7 +66,7 @@ def stack(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -
     log_dir = tmp_path_factory.mktemp("cli-work")
     processes: list[GatewayProcess | WorkerProcess] = []
     try:
-        generation = start_generation_worker(redis_url=url, log_dir=log_dir)
+        generation = start_generation_worker(redis_url=url, log_dir=log_dir, env=STRICT_RAG_FLOOR)
         processes.append(generation)
         retrieval = start_retrieval_worker(
             redis_url=url, data_dir=log_dir / "data", log_dir=log_dir, name="retrieval"

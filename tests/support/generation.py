@@ -48,6 +48,14 @@ def generation_env(overrides: Mapping[str, Any] | None = None) -> dict[str, str]
     return env
 
 
+STRICT_RAG_FLOOR: dict[str, str] = {"BABEL_GENERATION_RAG_MIN_SCORE": "0.79"}
+"""For stacks whose tests show a refusal on a small collection: the test model (SmolLM2)
+judges nearly every question answerable, and in a collection of a few documents an
+unrelated English question can score 0.72–0.80 (above the default floor, 0.73), so the
+refusal there has to come from the gate; 0.79 still lets the tests' real questions (0.85+)
+through."""
+
+
 def start_generation_worker(
     *, redis_url: str, log_dir: Path, name: str = "generation", env: Mapping[str, Any] | None = None
 ) -> WorkerProcess:
