@@ -4,7 +4,9 @@ One stack for the module: the session's Redis server (a database of its own), a 
 ``python -m services.generation`` worker serving SmolLM2-135M-Instruct (prepared in the
 model cache; English only, so these tests check shapes and that text comes back, not
 translation quality), a ``python -m services.tasks`` worker with the default ``llm``
-backend, and ``python -m services.gateway``.
+backend, and ``python -m services.gateway``. Generation and tasks share the cores as
+``babelstack up`` has them share (``services/launcher/cores.py``): the hostile tests time
+the tasks service while generation is busy.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import pytest
 from bench.hostile import HOSTILE_TRANSLATE_HTML
 from services.launcher.redis_server import RedisServer
 from tests.support.gateway_process import GatewayProcess, start_gateway, wait_ready
-from tests.support.generation import engine_stats
+from tests.support.generation import embedded_core_plan, engine_stats, start_generation_worker
 from tests.support.prober import probing
 from tests.support.problems import assert_problem
 from tests.support.processes import WorkerProcess, start_worker
@@ -31,8 +33,6 @@ from tests.support.redis_db import fresh_db_url
 pytestmark = pytest.mark.timeout(420)
 
 REDIS_DB = 13
-MODEL = "SmolLM2-135M-Instruct"
-MODELS_DIR = Path("~/.cache/babelstack/models").expanduser()
 
 
 @dataclass
@@ -46,22 +46,16 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    assert (MODELS_DIR / MODEL / "config.json").is_file(), f"{MODEL} is not prepared"
     folder = tmp_path_factory.mktemp("translation-llm")
     url = fresh_db_url(redis_server, REDIS_DB)
     processes: list[WorkerProcess | GatewayProcess] = []
     try:
-        generation = start_worker(
-            "services.generation",
+        plan = embedded_core_plan(["tasks"])
+        generation = start_generation_worker(
             redis_url=url,
             log_dir=folder,
-            name="generation",
-            env={
-                "BABEL_GENERATION_MODEL": MODEL,
-                "BABEL_GENERATION_MAX_MODEL_LEN": "1024",
-                "BABEL_MODELS_DIR": str(MODELS_DIR),
-                "HF_HUB_OFFLINE": "1",
-            },
+            env={"BABEL_GENERATION_MAX_MODEL_LEN": "1024"},
+            plan=plan,
         )
         processes.append(generation)
         tasks = start_worker(
@@ -70,6 +64,7 @@ def stack(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -
             log_dir=folder,
             name="tasks-llm",
             env={
+                **plan.env.get("tasks", {}),
                 "BABEL_TRANSLATION_LANGUAGES": "en,de,fr",
                 "BABEL_SENTIMENT_BACKEND": "llm",
                 "BABEL_CLASSIFIERS_ENABLED": "false",

@@ -7,10 +7,11 @@ worker processes), so tests share one worker per module.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from services.launcher.cores import CorePlan, available_cores, plan_cores, with_nice
 from shared.messages.generation import ENGINE_STATS, EngineStats, EngineStatsRequest
 from shared.models.cache import ModelCacheSettings
 from shared.rpc.client import RpcClient
@@ -56,17 +57,32 @@ refusal there has to come from the gate; 0.79 still lets the tests' real questio
 through."""
 
 
+def embedded_core_plan(beside: Sequence[str]) -> CorePlan:
+    """How ``babelstack up`` shares this machine's cores between generation and the
+    services in ``beside`` (vLLM's threads on their own cores, one ``nice`` step behind):
+    for stacks whose tests time the other services while generation is busy."""
+    return plan_cores(available_cores(), ("generation", *beside), os.environ)
+
+
 def start_generation_worker(
-    *, redis_url: str, log_dir: Path, name: str = "generation", env: Mapping[str, Any] | None = None
+    *,
+    redis_url: str,
+    log_dir: Path,
+    name: str = "generation",
+    env: Mapping[str, Any] | None = None,
+    plan: CorePlan | None = None,
 ) -> WorkerProcess:
-    """Start ``python -m services.generation`` (returns at once; wait with wait_worker_ready)."""
+    """Start ``python -m services.generation`` (returns at once; wait with wait_worker_ready);
+    under ``plan`` it runs as the launcher runs it (its cores and niceness)."""
     model_folder()
+    plan = plan or CorePlan()
     return start_worker(
         "services.generation",
         redis_url=redis_url,
         log_dir=log_dir,
         name=name,
-        env=generation_env(env),
+        env=generation_env({**plan.env.get("generation", {}), **(env or {})}),
+        prefix=with_nice([], "generation", plan),
     )
 
 

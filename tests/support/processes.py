@@ -8,7 +8,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -117,15 +117,17 @@ def start_worker(
     log_dir: Path,
     name: str | None = None,
     env: Mapping[str, str] | None = None,
+    prefix: Sequence[str] = (),
 ) -> WorkerProcess:
-    """Start ``python -m module`` from the repository root with its log in ``log_dir``."""
+    """Start ``python -m module`` from the repository root with its log in ``log_dir``;
+    ``prefix`` goes before the command (``nice -n 5``: it execs, so the pid is Python's)."""
     log_dir.mkdir(parents=True, exist_ok=True)
     name = name or module.rsplit(".", 1)[-1]
     log_path = log_dir / f"{name}.log"
     full_env = worker_env(redis_url, env)
     with log_path.open("ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", module],
+            [*prefix, sys.executable, "-m", module],
             cwd=REPO_ROOT,
             env=full_env,
             stdin=subprocess.DEVNULL,
