@@ -17,7 +17,6 @@ from litestar.openapi.spec import (
     OpenAPI,
     OpenAPIMediaType,
     OpenAPIType,
-    Operation,
     Parameter,
     Reference,
     RequestBody,
@@ -26,6 +25,7 @@ from litestar.openapi.spec import (
 
 from services.batch.settings import BatchSettings
 from services.gateway.access.scopes import RULES
+from services.gateway.openapi_operations import operations
 from services.gateway.settings import GatewaySettings
 from services.gateway.translation_schemas import MAX_ALTERNATIVES
 from shared.access.records import DURATION_UNITS_S, MAX_DURATION_S
@@ -42,7 +42,6 @@ FILTER_FIELD = r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$(?!\n)"
 MAX_STOP = 8
 """The generation service's limit on stop sequences (``services.generation.sampling``)."""
 _UNIT_S = {"s": 1, "m": 60, "h": 3_600, "d": 86_400}
-_METHODS = ("get", "put", "post", "delete", "patch", "head")
 
 
 def _at_most(limit: int) -> str:
@@ -266,17 +265,13 @@ _PATH_PATTERNS: dict[tuple[str, str], str] = {
 
 
 def _tighten_parameters(openapi: OpenAPI) -> None:
-    for path, item in (openapi.paths or {}).items():
-        for method in _METHODS:
-            operation = getattr(item, method, None)
-            if not isinstance(operation, Operation):
+    for path, _, operation in operations(openapi):
+        for parameter in operation.parameters or []:
+            if not isinstance(parameter, Parameter) or not isinstance(parameter.schema, Schema):
                 continue
-            for parameter in operation.parameters or []:
-                if not isinstance(parameter, Parameter) or not isinstance(parameter.schema, Schema):
-                    continue
-                pattern = _PATH_PATTERNS.get((path, parameter.name))
-                if pattern is not None:
-                    parameter.schema.pattern = pattern
+            pattern = _PATH_PATTERNS.get((path, parameter.name))
+            if pattern is not None:
+                parameter.schema.pattern = pattern
 
 
 def _strict_structs() -> dict[str, type[msgspec.Struct]]:

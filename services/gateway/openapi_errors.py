@@ -27,9 +27,9 @@ from litestar.openapi.spec import (
 
 from services.gateway.access.openapi import PROBLEM_SCHEMA
 from services.gateway.access.scopes import speaks_libretranslate
+from services.gateway.openapi_operations import operations
 from services.gateway.problems import PROBLEM_MEDIA_TYPE
 
-_METHODS = ("get", "put", "post", "delete", "patch", "head")
 _PATH_PARAMETER = re.compile(r"\{[^}]+\}")
 _SSE = "text/event-stream"
 _LITESTAR_400 = "Bad request syntax or unsupported method"
@@ -182,15 +182,11 @@ def _document_streams(operation: Operation) -> None:
 
 def document_errors(openapi: OpenAPI) -> None:
     """Add every operation's error answers (problem details) to ``openapi``."""
-    for path, item in (openapi.paths or {}).items():
-        for method in _METHODS:
-            operation = getattr(item, method, None)
-            if not isinstance(operation, Operation):
-                continue
-            responses = operation.responses if operation.responses is not None else {}
-            for status, text in _statuses(method.upper(), path, operation).items():
-                responses[str(status)] = _merge(responses.get(str(status)), status, text)
-            operation.responses = responses
-            _problems_everywhere(operation)
-            if path in _STREAMED:
-                _document_streams(operation)
+    for path, method, operation in operations(openapi):
+        responses = operation.responses if operation.responses is not None else {}
+        for status, text in _statuses(method.upper(), path, operation).items():
+            responses[str(status)] = _merge(responses.get(str(status)), status, text)
+        operation.responses = responses
+        _problems_everywhere(operation)
+        if path in _STREAMED:
+            _document_streams(operation)

@@ -42,6 +42,7 @@ from tests.support.echo_worker import (
     SLEEP,
     STARTED_KEY,
     CountRequest,
+    SleepReply,
     SleepRequest,
 )
 from tests.support.processes import StartWorker, WorkerProcess
@@ -74,6 +75,26 @@ async def start_echo(
     info = await worker_info(redis, worker, SERVICE)
     assert info is not None
     return worker, info.worker
+
+
+async def replies_and_most_in_flight(
+    redis: aioredis.Redis,
+    taker: WorkerProcess,
+    calls: list[asyncio.Task[SleepReply]],
+    timeout_s: float,
+) -> tuple[list[SleepReply], int]:
+    """Wait for every call; return the replies and the most requests ``taker`` reported in
+    flight at once while they ran (read from its heartbeat)."""
+    most = 0
+
+    async def all_replied() -> bool:
+        nonlocal most
+        info = await worker_info(redis, taker, SERVICE)
+        most = max(most, info.in_flight if info is not None else 0)
+        return all(call.done() for call in calls)
+
+    await wait_until(all_replied, timeout_s=timeout_s, what="every reply", watch=[taker])
+    return [call.result() for call in calls], most
 
 
 async def list_values(redis: aioredis.Redis, key: str) -> list[str]:
@@ -251,16 +272,7 @@ async def test_a_dead_worker_holding_more_than_the_takers_concurrency_loses_noth
     )
     await asyncio.to_thread(victim.kill)
 
-    most = 0
-
-    async def all_replied() -> bool:
-        nonlocal most
-        info = await worker_info(redis_client, taker, SERVICE)
-        most = max(most, info.in_flight if info is not None else 0)
-        return all(call.done() for call in calls)
-
-    await wait_until(all_replied, timeout_s=60, what="every reply", watch=[taker])
-    replies = [call.result() for call in calls]
+    replies, most = await replies_and_most_in_flight(redis_client, taker, calls, timeout_s=60)
 
     assert [r.value for r in replies] == values
     assert {r.worker for r in replies} == {taker_name}
@@ -297,16 +309,7 @@ async def test_entries_delivered_to_a_worker_that_never_started_them_are_run_onc
         start_service_worker, redis_client, "echo-b", {"BABEL_WORKER_CONCURRENCY": "2"}
     )
 
-    most = 0
-
-    async def all_replied() -> bool:
-        nonlocal most
-        info = await worker_info(redis_client, taker, SERVICE)
-        most = max(most, info.in_flight if info is not None else 0)
-        return all(call.done() for call in calls)
-
-    await wait_until(all_replied, timeout_s=40, what="every reply", watch=[taker])
-    replies = [call.result() for call in calls]
+    replies, most = await replies_and_most_in_flight(redis_client, taker, calls, timeout_s=40)
 
     assert [r.value for r in replies] == values
     assert {r.worker for r in replies} == {taker_name}

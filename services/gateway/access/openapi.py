@@ -19,11 +19,11 @@ from litestar.openapi.spec import (
 )
 
 from services.gateway.access.scopes import required_scope, speaks_libretranslate
+from services.gateway.openapi_operations import operations
 from services.gateway.problems import PROBLEM_MEDIA_TYPE
 
 PROBLEM_SCHEMA = "Problem"
 SECURITY: list[dict[str, list[str]]] = [{"bearer": []}, {"apiKeyHeader": []}]
-_METHODS = ("get", "put", "post", "delete", "patch", "head")
 _PARAMETER = re.compile(r"\{[^}]+\}")
 
 
@@ -117,12 +117,8 @@ def document_access(openapi: OpenAPI) -> None:
             type="apiKey", name="X-API-Key", security_scheme_in="header", description="API key"
         ),
     }
-    for path, item in (openapi.paths or {}).items():
+    for path, method, operation in operations(openapi):
         concrete = _PARAMETER.sub("x", path)
-        for method in _METHODS:
-            operation = getattr(item, method, None)
-            if not isinstance(operation, Operation):
-                continue
-            scope = required_scope(method.upper(), concrete)
-            if scope is not None:
-                _document(operation, scope, speaks_libretranslate(concrete))
+        scope = required_scope(method.upper(), concrete)
+        if scope is not None:
+            _document(operation, scope, speaks_libretranslate(concrete))
