@@ -12,6 +12,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -413,19 +414,43 @@ def test_lines_wait_for_a_service_that_comes_back_or_fail_after_the_retry_budget
 
 # ---------------------------------------------------------------------- faults
 _RECEIVED = re.compile(r"Task babel\.batch\.run_chunk\[([0-9a-f-]+)\] received")
+_SUCCEEDED = re.compile(r"Task babel\.batch\.run_chunk\[([0-9a-f-]+)\] succeeded")
+
+
+def _completed(http: httpx.Client, batch_id: str) -> int:
+    return int(http.get(f"/v1/batches/{batch_id}").json()["request_counts"]["completed"])
 
 
 def test_sigkill_of_the_celery_worker_and_a_gateway_restart_lose_and_duplicate_nothing(
     stack: Stack,
 ) -> None:
+    """The Celery worker is SIGKILLed while it runs chunks of a 240-line batch (60 chunks of
+    4), the gateway is restarted, a new worker starts: the chunks the dead worker held are
+    delivered again (same task ids) and every line is answered exactly once.
+
+    The kill waits until the batch is planned (every chunk queued and the ``validate`` task
+    done) and a chunk finished after that: a kill during planning makes ``validate`` run
+    again, which queues the chunks anew under new ids, so the held ids prove nothing."""
     count = 240
     batch_id = _submit(stack, _detect_lines(count, prefix="kill"), "/v1/detect")
-    with stack.http() as http:
-        wait_batch(http, batch_id, until={"in_progress"}, watch=[stack.batch])
-        while http.get(f"/v1/batches/{batch_id}").json()["request_counts"]["completed"] == 0:
-            stack.batch.assert_alive()
     killed = stack.batch
+    planned = re.compile(rf"batch planned\s+batch={batch_id}\b")
+    give_up = time.monotonic() + 120
+    with stack.http() as http:
+        wait_batch(http, batch_id, until={"in_progress"}, watch=[killed])
+        while not planned.search(killed.log_text()):
+            killed.assert_alive()
+            assert time.monotonic() < give_up, "the batch was never planned"
+            time.sleep(0.01)
+        done_when_planned = _completed(http, batch_id)
+        while (done := _completed(http, batch_id)) == done_when_planned:
+            killed.assert_alive()
+            assert time.monotonic() < give_up, "no chunk finished after the plan"
+    assert done < count, "the batch was done before the kill: the test proved nothing"
     killed.kill()  # SIGKILL: the chunks it held stay unacknowledged in Redis
+    log = killed.log_text()
+    held = set(_RECEIVED.findall(log)) - set(_SUCCEEDED.findall(log))
+    assert held, "the worker held no chunk when killed: the test proved nothing"
     with stack.http() as http:
         before = http.get(f"/v1/batches/{batch_id}").json()
     assert before["status"] == "in_progress", before
@@ -439,8 +464,7 @@ def test_sigkill_of_the_celery_worker_and_a_gateway_restart_lose_and_duplicate_n
         output = read_lines(http, batch["output_file_id"])
         errors = read_lines(http, batch["error_file_id"])
         metrics = http.get("/metrics").text
-    held = set(_RECEIVED.findall(killed.log_text()))
-    assert held & set(_RECEIVED.findall(stack.batch.log_text())), "no chunk was redelivered"
+    assert held & set(_RECEIVED.findall(stack.batch.log_text())), "no held chunk was redelivered"
     seen = [line["custom_id"] for line in output + errors]
     assert sorted(seen) == sorted(f"kill-{i}" for i in range(count))  # each exactly once
     assert 'babel_batch_lines{endpoint="/v1/detect",outcome="completed"}' in metrics

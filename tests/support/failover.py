@@ -4,6 +4,7 @@ requests the killed worker held at the moment it died."""
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -61,10 +62,13 @@ async def _kill_when_holding(
         return await pending_on(redis, keys, victim.service, victim.name)
 
     await wait_until(holding, timeout_s=120, interval_s=0.01, what=f"{victim.name} holding work")
-    await asyncio.to_thread(victim.process.kill)
+    victim.process.signal(signal.SIGKILL)  # at once, in this coroutine: it holds work now
     victim.killed_at = time.monotonic()
-    # Dead now: what is pending on it stays put until the takeover (seconds away).
+    # Dead now: what is pending on it stays put until the takeover (seconds away). Read it
+    # before reaping the process and its children, which can take seconds (vLLM's engine):
+    # long enough, on a loaded machine, for the takeover to have moved it all.
     victim.held = await pending_on(redis, keys, victim.service, victim.name)
+    await asyncio.to_thread(victim.process.kill)
 
 
 async def load_with_kill(
