@@ -60,6 +60,7 @@ from shared.rpc.connection import connect
 from shared.rpc.keys import Keys
 from shared.rpc.stats import pending_on, read_failover
 from shared.settings import RedisSettings
+from tests.support.echo_calls import start_echo_worker
 from tests.support.echo_worker import (
     COUNT,
     SERVICE,
@@ -75,12 +76,11 @@ from tests.support.generation import start_generation_worker
 from tests.support.processes import StartWorker, WorkerProcess, start_worker
 from tests.support.redis_db import fresh_db_url
 from tests.support.retrieval import start_retrieval_worker, wait_worker_ready
-from tests.support.waiting import wait_for_workers, wait_until, worker_info
+from tests.support.waiting import wait_until, worker_info
 
 pytestmark = pytest.mark.timeout(300)
 
 KEYS = Keys()
-ECHO_MODULE = "tests.support.echo_worker"
 ECHO_ENV = {
     "BABEL_WORKER_HEARTBEAT_TTL_MS": "2000",
     "BABEL_WORKER_HEARTBEAT_INTERVAL_MS": "250",
@@ -94,11 +94,7 @@ SERVICE_ENV = {"BABEL_WORKER_CLAIM_IDLE_MS": "120000"}
 async def start_echo(
     start: StartWorker, redis: aioredis.Redis, name: str
 ) -> tuple[WorkerProcess, str]:
-    worker = start(ECHO_MODULE, name=name, env=ECHO_ENV)
-    await wait_for_workers(redis, SERVICE, 1, watch=[worker], timeout_s=30)
-    info = await worker_info(redis, worker, SERVICE)
-    assert info is not None
-    return worker, info.worker
+    return await start_echo_worker(start, redis, name, ECHO_ENV)
 
 
 async def consumers(redis: aioredis.Redis, service: str) -> list[str]:

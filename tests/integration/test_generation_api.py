@@ -313,14 +313,18 @@ def test_completions_endpoint(client: openai.OpenAI) -> None:
 
 
 # ---------------------------------------------------------------------- disconnects
+LONG_STREAMED_STORY: dict[str, Any] = {
+    "model": TEST_MODEL,
+    "messages": [{"role": "user", "content": "Write a very long story about the sea."}],
+    "max_tokens": 1500,
+    "temperature": 0,
+    "stream": True,
+}
+"""A streamed chat that runs far longer than the tests wait: something to cut or kill."""
+
+
 def test_client_disconnect_aborts_the_engine_request(stack: Stack, http: httpx.Client) -> None:
-    body = {
-        "model": TEST_MODEL,
-        "messages": [{"role": "user", "content": "Write a very long story about the sea."}],
-        "max_tokens": 1500,
-        "temperature": 0,
-        "stream": True,
-    }
+    body = LONG_STREAMED_STORY
     with http.stream("POST", "/v1/chat/completions", json=body) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream"), response.read()
@@ -669,13 +673,7 @@ def test_a_dead_engine_takes_its_worker_out(stack: Stack, http: httpx.Client) ->
     generation worker: it runs last."""
     engine_processes = descendants(stack.generation.pid)
     assert engine_processes, "the worker has no engine processes"
-    body = {
-        "model": TEST_MODEL,
-        "messages": [{"role": "user", "content": "Write a very long story about the sea."}],
-        "max_tokens": 1500,
-        "temperature": 0,
-        "stream": True,
-    }
+    body = LONG_STREAMED_STORY
     events: list[Any] = []
     with http.stream("POST", "/v1/chat/completions", json=body) as response:
         assert response.status_code == 200

@@ -11,7 +11,6 @@ import contextlib
 import random
 import signal
 import time
-import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,8 +21,17 @@ from shared.errors import BabelError, ErrorCode
 from shared.messages.base import Method
 from shared.messages.langid import DETECT, DetectRequest
 from shared.rpc.client import RpcClient
-from shared.rpc.keys import Keys
 from shared.rpc.stats import discover_services, read_workers
+from tests.support.echo_calls import (
+    DEAD,
+    ECHO_MODULE,
+    KEYS,
+    REQUESTS,
+    assert_request_stream_clean,
+    list_values,
+    start_echo_worker,
+    unique,
+)
 from tests.support.echo_worker import (
     COUNT,
     PRODUCED_KEY,
@@ -38,12 +46,6 @@ from tests.support.processes import StartWorker, WorkerProcess
 from tests.support.waiting import wait_for_workers, wait_until, worker_info
 
 pytestmark = pytest.mark.timeout(60)
-
-ECHO_MODULE = "tests.support.echo_worker"
-KEYS = Keys()
-REQUESTS = KEYS.requests(SERVICE)
-GROUP = KEYS.group(SERVICE)
-DEAD = KEYS.dead_letters(SERVICE)
 
 FAST_WORKER_ENV = {
     "BABEL_WORKER_CLAIM_IDLE_MS": "600",
@@ -63,10 +65,9 @@ async def start_echo(
     name: str,
     env: Mapping[str, str] | None = None,
 ) -> tuple[WorkerProcess, str]:
-    """Start one echo worker, wait until it is ready; return it and its worker name."""
-    worker = start_service_worker(ECHO_MODULE, name=name, env={**FAST_WORKER_ENV, **(env or {})})
-    [info] = await wait_for_workers(redis, SERVICE, 1, watch=[worker], timeout_s=20)
-    return worker, info.worker
+    return await start_echo_worker(
+        start_service_worker, redis, name, {**FAST_WORKER_ENV, **(env or {})}
+    )
 
 
 async def pending_count(
@@ -80,22 +81,6 @@ async def pending_count(
         if (name.decode() if isinstance(name, bytes) else name) == consumer:
             return int(entry["pending"])
     return 0
-
-
-async def assert_request_stream_clean(redis: aioredis.Redis, service: str = SERVICE) -> None:
-    """Every entry of ``service`` was acknowledged and deleted."""
-    assert await pending_count(redis, service=service) == 0
-    assert await redis.xlen(KEYS.requests(service)) == 0
-
-
-async def started_values(redis: aioredis.Redis) -> list[str]:
-    """The echo.sleep values whose handler ran, in order (one per delivery run)."""
-    raw: list[Any] = await redis.lrange(STARTED_KEY, 0, -1)
-    return [value.decode() for value in raw]
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex}"
 
 
 # ---------------------------------------------------------------------- concurrency
@@ -116,7 +101,7 @@ async def test_100_concurrent_calls_through_one_worker_never_cross(
     assert [r.value for r in replies] == values
     assert {r.worker for r in replies} == {name}
     assert all(r.deliveries == 1 for r in replies)
-    assert sorted(await started_values(redis_client)) == sorted(values)
+    assert sorted(await list_values(redis_client, STARTED_KEY)) == sorted(values)
     await assert_request_stream_clean(redis_client)
 
 
@@ -248,7 +233,7 @@ async def test_request_past_its_deadline_is_dropped_without_running_the_handler(
     )
     reply = await rpc.call(SLEEP, SleepRequest(value="on-time"), timeout_s=5)
     assert reply.value == "on-time"
-    assert await started_values(redis_client) == ["on-time"]
+    assert await list_values(redis_client, STARTED_KEY) == ["on-time"]
     await assert_request_stream_clean(redis_client)
 
 
@@ -380,7 +365,9 @@ async def test_a_caller_that_gives_up_a_call_stops_the_handler(
     worker, _ = await start_echo(start_service_worker, redis_client, "echo")
     value = unique("given-up")
     call = asyncio.create_task(rpc.call(SLEEP, SleepRequest(value=value, sleep_ms=20_000)))
-    await wait_until(lambda: started_values(redis_client), timeout_s=10, what="the handler's start")
+    await wait_until(
+        lambda: list_values(redis_client, STARTED_KEY), timeout_s=10, what="the handler's start"
+    )
     call.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await call

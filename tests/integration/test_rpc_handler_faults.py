@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -32,8 +31,17 @@ import redis.asyncio as aioredis
 from shared.errors import BabelError, ErrorCode
 from shared.messages.envelope import ENTRY_FIELD, envelope_decoder
 from shared.rpc.client import RpcClient
-from shared.rpc.keys import Keys
 from shared.rpc.stats import pending_on, read_failover
+from tests.support.echo_calls import (
+    DEAD,
+    GROUP,
+    KEYS,
+    REQUESTS,
+    assert_request_stream_clean,
+    list_values,
+    start_echo_worker,
+    unique,
+)
 from tests.support.echo_worker import (
     COUNT,
     CRASH_EXIT,
@@ -46,15 +54,9 @@ from tests.support.echo_worker import (
     SleepRequest,
 )
 from tests.support.processes import StartWorker, WorkerProcess
-from tests.support.waiting import wait_for_workers, wait_until, worker_info
+from tests.support.waiting import wait_until, worker_info
 
 pytestmark = pytest.mark.timeout(90)
-
-ECHO_MODULE = "tests.support.echo_worker"
-KEYS = Keys()
-REQUESTS = KEYS.requests(SERVICE)
-GROUP = KEYS.group(SERVICE)
-DEAD = KEYS.dead_letters(SERVICE)
 
 ECHO_ENV = {
     "BABEL_WORKER_HEARTBEAT_TTL_MS": "1000",
@@ -69,12 +71,7 @@ ECHO_ENV = {
 async def start_echo(
     start: StartWorker, redis: aioredis.Redis, name: str, env: Mapping[str, str] | None = None
 ) -> tuple[WorkerProcess, str]:
-    """Start one echo worker and wait until it is ready; return it and its consumer name."""
-    worker = start(ECHO_MODULE, name=name, env={**ECHO_ENV, **(env or {})})
-    await wait_for_workers(redis, SERVICE, 1, watch=[worker], timeout_s=30)
-    info = await worker_info(redis, worker, SERVICE)
-    assert info is not None
-    return worker, info.worker
+    return await start_echo_worker(start, redis, name, {**ECHO_ENV, **(env or {})})
 
 
 async def replies_and_most_in_flight(
@@ -97,24 +94,8 @@ async def replies_and_most_in_flight(
     return [call.result() for call in calls], most
 
 
-async def list_values(redis: aioredis.Redis, key: str) -> list[str]:
-    raw: list[Any] = await redis.lrange(key, 0, -1)
-    return [value.decode() for value in raw]
-
-
-async def assert_request_stream_clean(redis: aioredis.Redis) -> None:
-    """Every request entry was acknowledged and deleted."""
-    summary = await redis.xpending(REQUESTS, GROUP)
-    assert int(summary["pending"]) == 0
-    assert await redis.xlen(REQUESTS) == 0
-
-
 async def queued(redis: aioredis.Redis, count: int) -> bool:
     return int(await redis.xlen(REQUESTS)) == count
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
 # ---------------------------------------------------------------------- failing handlers
